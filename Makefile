@@ -1,0 +1,36 @@
+# Set-up and the two everyday commands. Everything installs into .venv; nothing global.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DATA   ?= ../shared/data
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Base install plus the training extras the demo needs.
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	touch $@
+
+# Dev install: everything the test suite needs (PostgreSQL driver, pytest, ruff).
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.demo-installed
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/tidal demo --data $(DATA)
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check tidal tests benchmarks
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/tracking.py
+
+clean:
+	rm -rf $(VENV) .tidal .pytest_cache

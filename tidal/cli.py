@@ -1,0 +1,434 @@
+"""The ``tidal`` command.
+
+Every command prints a Rich table or panel by default and JSON with ``--json``. Errors a
+user can cause (a bad filter, an unknown model...) print one line and exit non-zero;
+they never show a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tidal import display
+from tidal.core.errors import TidalError
+
+app = typer.Typer(
+    name="tidal", no_args_is_help=True, add_completion=False,
+    help="Take a tabular ML model from a notebook into production and keep it healthy.",
+)
+runs_app = typer.Typer(no_args_is_help=True, help="Experiment runs: list, show, compare.")
+models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
+db_app = typer.Typer(no_args_is_help=True, help="The metadata store's schema.")
+app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+app.add_typer(db_app, name="db")
+
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option("--project", "-p", help="Project folder (default: nearest with tidal.toml).",
+                 envvar="TIDAL_PROJECT_DIR", show_envvar=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _project(path: Path | None):  # -> Project
+    from tidal.project import Project
+
+    return Project(path)
+
+
+# -- project and store -------------------------------------------------------------------
+@app.command()
+def init(
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create tidal.toml and the metadata store in a project folder."""
+    from tidal.core.config import CONFIG_FILE, DEFAULT_ARTIFACT_ROOT, DEFAULT_STORE_URL
+    from tidal.store.migrate import upgrade
+
+    folder = (project or Path.cwd()).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / CONFIG_FILE
+    created = not config.exists()
+    if created:
+        config.write_text(
+            "# Tidal project settings; TIDAL_STORE_URL and TIDAL_ARTIFACT_ROOT override them.\n"
+            "[store]\n"
+            f'url = "{DEFAULT_STORE_URL}"  # or "postgresql+psycopg://user@host/db"\n\n'
+            "[artifacts]\n"
+            f'root = "{DEFAULT_ARTIFACT_ROOT}"  # or any fsspec URL, e.g. "s3://bucket/tidal"\n'
+        )
+    handle = _project(folder)
+    before, after = upgrade(handle.db)
+    result = {"project_dir": str(folder), "config": str(config), "created": created,
+              "store_url": handle.settings.store_url, "schema": after}
+    if as_json:
+        display.print_json(result)
+    else:
+        verb = "Created" if created else "Found"
+        display.console.print(f"{verb} {config}\nStore: {handle.settings.store_url} "
+                              f"(schema {after})")
+
+
+@db_app.command("upgrade")
+def db_upgrade(project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """Create or migrate the metadata store's schema to the newest revision."""
+    from tidal.store.database import redact
+    from tidal.store.migrate import upgrade
+
+    handle = _project(project)
+    before, after = upgrade(handle.db)
+    result = {"store_url": redact(handle.settings.store_url), "from": before, "to": after}
+    if as_json:
+        display.print_json(result)
+    elif before == after:
+        display.console.print(f"Schema already at {after} ({result['store_url']})")
+    else:
+        display.console.print(f"Upgraded schema {before or '(empty)'} → {after} "
+                              f"({result['store_url']})")
+
+
+@db_app.command("current")
+def db_current(project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """Show the schema revision of the store and the newest one this Tidal knows."""
+    from tidal.store.database import redact
+    from tidal.store.migrate import current_revision, head_revision
+
+    handle = _project(project)
+    result = {"store_url": redact(handle.settings.store_url),
+              "current": current_revision(handle.db), "head": head_revision()}
+    if as_json:
+        display.print_json(result)
+    else:
+        state = "up to date" if result["current"] == result["head"] else "needs `tidal db upgrade`"
+        display.console.print(f"{result['current'] or '(empty)'} — head {result['head']}, {state}")
+
+
+# -- runs ----------------------------------------------------------------------------------
+@runs_app.command("list")
+def runs_list(
+    experiment: Annotated[list[str] | None, typer.Option(
+        "--experiment", "-e", help="Only these experiments (repeatable).")] = None,
+    filter: Annotated[str | None, typer.Option(
+        "--filter", "-f", help="e.g. \"metrics.auc > 0.8 and params.model = 'hgb'\"")] = None,
+    order_by: Annotated[list[str] | None, typer.Option(
+        "--order-by", "-o", help="e.g. 'metrics.auc desc' (repeatable).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=50_000)] = 50,
+    columns: Annotated[list[str] | None, typer.Option(
+        "--column", "-c", help="Extra column: metrics.KEY, params.KEY or tags.KEY.")] = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List runs, newest first, optionally filtered and ordered."""
+    handle = _project(project)
+    runs = handle.search_runs(filter, experiments=experiment, order_by=order_by,
+                              max_results=limit)
+    if as_json:
+        display.print_json([run.to_dict() for run in runs])
+        return
+    extra = columns or _default_columns(runs)
+    rows = [
+        [run.id[:12], run.experiment, run.name or "", _status(run.status), display.when(
+            run.start_time), display.duration(run.duration), *(_cell(run, c) for c in extra)]
+        for run in runs
+    ]
+    headers = ["run", "experiment", "name", "status", "started", "took", *extra]
+    display.console.print(display.table(f"{len(runs)} runs", headers, rows))
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")],
+    history: Annotated[str | None, typer.Option(
+        "--history", help="Also print every point of this metric.")] = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one run: code, params, latest metrics, tags and artifacts."""
+    handle = _project(project)
+    run = handle.get_run(run_id)
+    points = handle.tracking.metric_history(run.id, history) if history else None
+    if as_json:
+        data = run.to_dict()
+        if points is not None:
+            data["history"] = {history: [p.to_dict() for p in points]}
+        display.print_json(data)
+        return
+    code = run.git_commit or "not a git checkout"
+    if run.git_dirty_hash:
+        code += f" + uncommitted changes (sha256 {run.git_dirty_hash[:12]})"
+    summary = [
+        ["id", run.id], ["experiment", run.experiment], ["name", run.name or ""],
+        ["status", _status(run.status)], ["started", display.when(run.start_time)],
+        ["ended", display.when(run.end_time)], ["took", display.duration(run.duration)],
+        ["by", run.actor or ""], ["source", run.source or ""], ["code", code],
+        ["python", run.python_version or ""],
+        ["packages", ", ".join(f"{k} {v}" for k, v in sorted(run.packages.items()))],
+    ]
+    display.console.print(display.table("run", ["field", "value"], summary))
+    if run.params:
+        display.console.print(display.table(
+            "params", ["key", "value"], [[k, v] for k, v in sorted(run.params.items())]))
+    if run.metrics:
+        display.console.print(display.table(
+            "metrics (latest)", ["key", "value", "step"],
+            [[k, display.number(p.value), str(p.step)] for k, p in sorted(run.metrics.items())]))
+    if run.tags:
+        display.console.print(display.table(
+            "tags", ["key", "value"], [[k, v] for k, v in sorted(run.tags.items())]))
+    if run.artifacts:
+        display.console.print(display.table(
+            "artifacts", ["name", "size", "sha256"],
+            [[a.name, f"{a.size:,}", a.sha256] for a in run.artifacts]))
+    if points is not None:
+        display.console.print(display.table(
+            f"history of {history}", ["step", "value", "time"],
+            [[str(p.step), display.number(p.value), display.when(p.timestamp)] for p in points]))
+
+
+@runs_app.command("compare")
+def runs_compare(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids (or prefixes).")],
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare runs side by side: params that differ are marked, metrics in full."""
+    if len(run_ids) < 2:
+        raise TidalError("give at least two runs to compare")
+    handle = _project(project)
+    runs = [handle.get_run(run_id) for run_id in run_ids]
+    params = sorted({k for run in runs for k in run.params})
+    metrics = sorted({k for run in runs for k in run.metrics})
+    differing = [k for k in params if len({run.params.get(k) for run in runs}) > 1]
+    if as_json:
+        display.print_json({
+            "runs": [run.id for run in runs],
+            "params": {k: [run.params.get(k) for run in runs] for k in params},
+            "metrics": {k: [run.metric(k) for run in runs] for k in metrics},
+            "differing_params": differing,
+        })
+        return
+    headers = ["", *(f"{run.id[:12]}\n{run.name or ''}" for run in runs)]
+    rows = [[f"[yellow]params.{k} *[/]" if k in differing else f"params.{k}",
+             *(run.params.get(k, "") for run in runs)] for k in params]
+    for key in metrics:
+        values = [run.metric(key) for run in runs]
+        rows.append([f"metrics.{key}", *(_best(v, values) for v in values)])
+    display.console.print(display.table("comparison (* = differs)", headers, rows))
+
+
+# -- models ------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """List registered models with their latest version and aliases."""
+    models = _project(project).list_models()
+    if as_json:
+        display.print_json([model.to_dict() for model in models])
+        return
+    rows = [[m.name, str(m.latest_version or ""),
+             ", ".join(f"{a} → {v}" for a, v in m.aliases.items()), display.when(m.created_at)]
+            for m in models]
+    display.console.print(display.table(f"{len(models)} models",
+                                        ["model", "latest", "aliases", "created"], rows))
+
+
+@models_app.command("show")
+def models_show(
+    ref: Annotated[str, typer.Argument(help="NAME (all versions), NAME:3, NAME@champion.")],
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a model's versions, or one version in full with its lineage."""
+    handle = _project(project)
+    if ":" not in ref and "@" not in ref:
+        versions = handle.registry.list_versions(ref)
+        if as_json:
+            display.print_json([v.to_dict() for v in versions])
+            return
+        rows = [[str(v.version), v.status, ", ".join(v.aliases), v.flavor,
+                 (v.run_id or "")[:12], _metrics_summary(v.metrics), display.when(v.created_at)]
+                for v in versions]
+        display.console.print(display.table(
+            ref, ["version", "status", "aliases", "flavor", "run", "metrics", "registered"],
+            rows))
+        return
+    version = handle.model_version(ref)
+    if as_json:
+        display.print_json(version.to_dict())
+        return
+    inputs = (version.signature or {}).get("inputs", [])
+    rows = [
+        ["model", version.model], ["version", str(version.version)], ["status", version.status],
+        ["aliases", ", ".join(version.aliases)], ["flavor", version.flavor],
+        ["artifact", f"sha256 {version.artifact_sha256} ({version.artifact_size:,} bytes)"],
+        ["run", version.run_id or ""], ["dataset", version.dataset_hash or ""],
+        ["code", version.code_commit or ""],
+        ["inputs", ", ".join(f"{i['name']}:{i.get('datatype', '?')}" for i in inputs)],
+        ["metrics", _metrics_summary(version.metrics)], ["registered by", version.actor or ""],
+        ["registered", display.when(version.created_at)],
+        ["description", version.description or ""],
+    ]
+    display.console.print(display.table(version.ref, ["field", "value"], rows))
+
+
+@models_app.command("alias")
+def models_alias(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias: Annotated[str, typer.Argument(help="Alias, e.g. champion.")],
+    version: Annotated[int | None, typer.Argument(help="Version to point at.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (recorded).")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the alias.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Allow pointing at a vetoed or archived version.")] = False,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Point an alias at a version (or remove it with --delete); the move is recorded."""
+    handle = _project(project)
+    if delete == (version is not None):
+        raise TidalError("give a VERSION to point the alias at, or --delete to remove it")
+    if delete:
+        handle.remove_alias(name, alias, reason=reason)
+        result: dict[str, Any] = {"model": name, "alias": alias, "version": None}
+    else:
+        assert version is not None
+        record = handle.set_alias(name, alias, version, reason=reason, force=force)
+        result = {"model": name, "alias": alias, "version": record.version}
+    if as_json:
+        display.print_json(result)
+    elif delete:
+        display.console.print(f"Removed {name}@{alias}")
+    else:
+        display.console.print(f"{name}@{alias} → version {version}")
+
+
+@models_app.command("status")
+def models_status(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version number.")],
+    status: Annotated[str, typer.Argument(help="registered, blessed, vetoed or archived.")],
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (recorded).")] = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a version's status; the change is recorded in the model's history."""
+    record = _project(project).set_status(name, version, status, reason=reason)
+    if as_json:
+        display.print_json(record.to_dict())
+    else:
+        display.console.print(f"{record.ref} is now {record.status}")
+
+
+@models_app.command("history")
+def models_history(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every registration, alias move and status change of a model, with who and why."""
+    events = _project(project).model_history(name)
+    if as_json:
+        display.print_json([event.to_dict() for event in events])
+        return
+    rows = [[display.when(e.at), e.kind, _event_summary(e.kind, e.payload or {}), e.actor or "",
+             e.reason or ""] for e in events]
+    display.console.print(display.table(f"history of {name}",
+                                        ["when", "event", "what", "who", "why"], rows))
+
+
+# -- the main job ----------------------------------------------------------------------------
+@app.command()
+def demo(
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Folder with elec2.csv.gz (default: $TIDAL_DATA_DIR or ../shared/data).",
+        envvar="TIDAL_DATA_DIR", show_envvar=False)] = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a model on the first 365 days of Elec2, track it, register it as champion."""
+    from tidal.demo import run_demo
+
+    result = run_demo(_project(project), data, quiet=as_json)
+    if as_json:
+        display.print_json(result)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _status(status: str) -> str:
+    colour = {"FINISHED": "green", "FAILED": "red", "KILLED": "red", "RUNNING": "cyan"}
+    return f"[{colour.get(status, 'white')}]{status}[/]"
+
+
+def _default_columns(runs: list[Any]) -> list[str]:
+    """Up to four metric keys present in the listed runs, as extra columns."""
+    keys: list[str] = []
+    for run in runs:
+        for key in sorted(run.metrics):
+            if key not in keys:
+                keys.append(key)
+    return [f"metrics.{k}" for k in keys[:4]]
+
+
+def _cell(run: Any, column: str) -> str:
+    kind, _, key = column.partition(".")
+    if kind in ("metrics", "metric"):
+        return display.number(run.metric(key))
+    if kind in ("params", "param"):
+        return run.params.get(key, "")
+    if kind in ("tags", "tag"):
+        return run.tags.get(key, "")
+    raise TidalError(f"unknown column {column!r}: use metrics.KEY, params.KEY or tags.KEY")
+
+
+def _best(value: float | None, values: list[float | None]) -> str:
+    present = [v for v in values if v is not None and v == v]
+    text = display.number(value)
+    if value is not None and len(present) > 1 and value in (max(present),):
+        return f"[bold]{text}[/]"
+    return text
+
+
+def _metrics_summary(metrics: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k}={display.number(v)}" for k, v in sorted((metrics or {}).items())
+                     if isinstance(v, int | float))
+
+
+def _event_summary(kind: str, payload: dict[str, Any]) -> str:
+    if kind == "version_registered":
+        return f"version {payload.get('version')} (run {str(payload.get('run_id') or '')[:12]})"
+    if kind == "alias_set":
+        previous = payload.get("previous_version")
+        moved = f"{previous} → " if previous is not None else ""
+        return f"@{payload.get('alias')}: {moved}{payload.get('version')}"
+    if kind == "alias_removed":
+        return f"@{payload.get('alias')} removed (was {payload.get('previous_version')})"
+    if kind == "status_changed":
+        return f"version {payload.get('version')}: {payload.get('from')} → {payload.get('to')}"
+    return str(payload)
+
+
+def main() -> None:
+    """Entry point: run the app, turning Tidal errors into one-line messages."""
+    try:
+        app(standalone_mode=False)
+    except TidalError as exc:
+        from rich.markup import escape
+
+        display.errors.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        display.errors.print("aborted")
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise

@@ -1,0 +1,156 @@
+"""Project configuration: ``tidal.toml`` in the project folder, overridden by ``TIDAL_*``.
+
+Precedence, lowest first: built-in defaults, ``tidal.toml``, environment variables,
+explicit keyword arguments. Relative paths (the SQLite file, the artifact root) are
+resolved against the project folder, not the current directory, so a command run from a
+sub-folder still finds the project's store.
+
+The file is small and nested (``[store] url = ...``) while the variables are flat
+(``TIDAL_STORE_URL``); pydantic-settings would force the variables into a nested
+``TIDAL_STORE__URL`` shape, so the mapping is spelled out here and pydantic only
+validates.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from .errors import ConfigError
+
+CONFIG_FILE = "tidal.toml"
+STATE_DIR = ".tidal"
+DEFAULT_STORE_URL = "sqlite:///.tidal/tidal.db"
+DEFAULT_ARTIFACT_ROOT = ".tidal/artifacts"
+
+#: environment variable → (section, key) in tidal.toml
+ENV_VARS: dict[str, tuple[str, str]] = {
+    "TIDAL_STORE_URL": ("store", "url"),
+    "TIDAL_ARTIFACT_ROOT": ("artifacts", "root"),
+}
+
+
+class StoreSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(default=DEFAULT_STORE_URL, min_length=1)
+    #: seconds a writer waits for a locked SQLite database before retrying
+    busy_timeout: float = Field(default=30.0, gt=0)
+
+
+class ArtifactsSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    root: str = Field(default=DEFAULT_ARTIFACT_ROOT, min_length=1)
+
+
+class FileConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    store: StoreSection = StoreSection()
+    artifacts: ArtifactsSection = ArtifactsSection()
+
+
+class Settings(BaseModel):
+    """Resolved settings of one project: absolute paths, final URLs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project_dir: Path
+    store_url: str
+    artifact_root: str
+    busy_timeout: float = 30.0
+    actor: str = "unknown"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.project_dir / STATE_DIR
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` holding tidal.toml, else ``start``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return here
+
+
+def load_settings(
+    project_dir: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read tidal.toml and TIDAL_* variables into resolved :class:`Settings`.
+
+    ``overrides`` may set ``store_url``, ``artifact_root`` and ``actor`` directly.
+    """
+    env = os.environ if environ is None else environ
+    if project_dir is None:
+        project_dir = env.get("TIDAL_PROJECT_DIR") or find_project_dir()
+    folder = Path(project_dir).expanduser().resolve()
+
+    raw = _read_file(folder / CONFIG_FILE)
+    for variable, (section, key) in ENV_VARS.items():
+        if env.get(variable):
+            raw.setdefault(section, {})[key] = env[variable]
+    try:
+        parsed = FileConfig.model_validate(raw)
+    except PydanticValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration in {folder / CONFIG_FILE}: {problems}") from None
+
+    store_url = overrides.pop("store_url", None) or parsed.store.url
+    artifact_root = overrides.pop("artifact_root", None) or parsed.artifacts.root
+    actor = overrides.pop("actor", None) or env.get("TIDAL_ACTOR") or _login_name()
+    if overrides:
+        raise ConfigError(f"unknown settings: {', '.join(sorted(overrides))}")
+    return Settings(
+        project_dir=folder,
+        store_url=resolve_store_url(store_url, folder),
+        artifact_root=resolve_artifact_root(artifact_root, folder),
+        busy_timeout=parsed.store.busy_timeout,
+        actor=actor,
+    )
+
+
+def resolve_store_url(url: str, project_dir: Path) -> str:
+    """Make a relative SQLite path absolute against the project folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////"):
+        path, sep, query = url[len(prefix) :].partition("?")
+        if path and path != ":memory:":
+            absolute = (project_dir / path).resolve()
+            return f"{prefix}{absolute}{sep}{query}"
+    return url
+
+
+def resolve_artifact_root(root: str, project_dir: Path) -> str:
+    """A plain path becomes absolute against the project; an fsspec URL stays as given."""
+    if "://" in root:
+        return root
+    return str((project_dir / Path(root).expanduser()).resolve())
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

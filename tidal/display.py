@@ -1,0 +1,69 @@
+"""Rendering for the command line: times, numbers, Rich tables and JSON output.
+
+Kept apart from the commands so each command reads as "fetch, then show".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+def when(epoch: float | None) -> str:
+    """Epoch seconds → local 'YYYY-MM-DD HH:MM:SS' (blank for None)."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def number(value: float | None) -> str:
+    if value is None:
+        return ""
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
+        return f"{value:.4g}"
+    return f"{value:.4f}".rstrip("0").rstrip(".") if not float(value).is_integer() else str(
+        int(value))
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def print_json(value: Any) -> None:
+    """Write JSON to stdout (NaN and infinities become strings, times stay epoch seconds)."""
+    sys.stdout.write(json.dumps(_clean(value), indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def table(title: str | None, columns: list[str], rows: list[list[str]]) -> Table:
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    for row in rows:
+        grid.add_row(*row)
+    return grid

@@ -1,0 +1,1 @@
+"""Loading registered models for prediction (hash-verified). Grows with serving."""

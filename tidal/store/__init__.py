@@ -1,0 +1,1 @@
+"""The metadata store: schema, migrations, and repositories for tracking and the registry."""

@@ -1,0 +1,199 @@
+"""The metadata schema, as SQLAlchemy 2 declarative models.
+
+The schema is code: Alembic migrations in ``migrations/versions`` are the source of truth
+for existing databases, and a test checks that these models and the migrations agree.
+Times are epoch seconds (``Double``) everywhere: portable between SQLite and PostgreSQL,
+sortable, and what the injectable clock returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+#: autoincrementing 64-bit key; SQLite only autoincrements a column typed INTEGER
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Id = String(32)
+Sha256 = String(64)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_experiment_start", "experiment_id", "start_time"),)
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    start_time: Mapped[float] = mapped_column(Double, index=True)
+    end_time: Mapped[float | None] = mapped_column(Double)
+    actor: Mapped[str | None] = mapped_column(String(256))
+    source: Mapped[str | None] = mapped_column(String(1024))
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    git_dirty_hash: Mapped[str | None] = mapped_column(Sha256)
+    python_version: Mapped[str | None] = mapped_column(String(32))
+    packages: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+
+class Param(Base):
+    __tablename__ = "params"
+    __table_args__ = (Index("ix_params_key_value_num", "key", "value_num"),)
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    #: the value as a number when it parses as one, so filters can compare numerically
+    value_num: Mapped[float | None] = mapped_column(Double)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Metric(Base):
+    """Every logged metric point (a history per key)."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (Index("ix_metrics_run_key_step", "run_id", "key", "step"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
+    #: NULL stands for NaN (SQLite cannot store NaN)
+    value: Mapped[float | None] = mapped_column(Double)
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[float] = mapped_column(Double)
+
+
+class LatestMetric(Base):
+    """The point with the highest step per run and key; what search filters and sorts on."""
+
+    __tablename__ = "latest_metrics"
+    __table_args__ = (Index("ix_latest_metrics_key_value", "key", "value"),)
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Double)
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[float] = mapped_column(Double)
+
+
+class RunArtifact(Base):
+    """A named artifact of a run; the bytes live in the artifact store under the hash."""
+
+    __tablename__ = "run_artifacts"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    sha256: Mapped[str] = mapped_column(Sha256, index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class RegisteredModel(Base):
+    __tablename__ = "registered_models"
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_versions_number"),)
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    artifact_sha256: Mapped[str] = mapped_column(Sha256)
+    artifact_size: Mapped[int] = mapped_column(BigInteger)
+    flavor: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
+    dataset_hash: Mapped[str | None] = mapped_column(Sha256)
+    code_commit: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class ModelAlias(Base):
+    __tablename__ = "model_aliases"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class Event(Base):
+    """Append-only audit record of a decision: what happened, to what, by whom, and why."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_entity", "entity_type", "entity_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Double, index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JsonType)

@@ -1,0 +1,144 @@
+"""Plain, immutable views of stored records, returned by the repositories.
+
+They are detached from any database session, cheap to build, and turn into JSON with
+``to_dict()`` for the CLI's ``--json`` output and, later, the HTTP API.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def _json_number(value: float | None) -> float | str | None:
+    if value is None:
+        return None
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    return value
+
+
+@dataclass(frozen=True)
+class ExperimentRecord:
+    id: str
+    name: str
+    created_at: float
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    value: float
+    step: int
+    timestamp: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "value": _json_number(self.value)}
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    name: str
+    sha256: str
+    size: int
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    experiment_id: str
+    experiment: str
+    name: str | None
+    status: str
+    start_time: float
+    end_time: float | None
+    actor: str | None
+    source: str | None
+    git_commit: str | None
+    git_dirty_hash: str | None
+    python_version: str | None
+    packages: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    #: the latest point of each metric key
+    metrics: dict[str, MetricPoint] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    def metric(self, key: str) -> float | None:
+        point = self.metrics.get(key)
+        return None if point is None else point.value
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["metrics"] = {k: p.to_dict() for k, p in self.metrics.items()}
+        data["artifacts"] = [a.to_dict() for a in self.artifacts]
+        data["duration"] = self.duration
+        return data
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: str
+    name: str
+    description: str | None
+    created_at: float
+    latest_version: int | None
+    aliases: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    id: str
+    model: str
+    version: int
+    artifact_sha256: str
+    artifact_size: int
+    flavor: str
+    status: str
+    signature: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    run_id: str | None
+    dataset_hash: str | None
+    code_commit: str | None
+    description: str | None
+    actor: str | None
+    created_at: float
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}:{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    at: float
+    kind: str
+    entity_type: str
+    entity_id: str
+    actor: str | None
+    reason: str | None
+    payload: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
