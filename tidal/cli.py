@@ -14,6 +14,7 @@ import typer
 
 from tidal import display
 from tidal.core.errors import TidalError
+from tidal.core.ids import short_id
 
 app = typer.Typer(
     name="tidal", no_args_is_help=True, add_completion=False,
@@ -132,7 +133,7 @@ def runs_list(
         return
     extra = columns or _default_columns(runs)
     rows = [
-        [run.id[:12], run.experiment, run.name or "", _status(run.status), display.when(
+        [short_id(run.id), run.experiment, run.name or "", _status(run.status), display.when(
             run.start_time), display.duration(run.duration), *(_cell(run, c) for c in extra)]
         for run in runs
     ]
@@ -212,7 +213,7 @@ def runs_compare(
             "differing_params": differing,
         })
         return
-    headers = ["", *(f"{run.id[:12]}\n{run.name or ''}" for run in runs)]
+    headers = ["", *(f"{short_id(run.id)}\n{run.name or ''}" for run in runs)]
     rows = [[f"[yellow]params.{k} *[/]" if k in differing else f"params.{k}",
              *(run.params.get(k, "") for run in runs)] for k in params]
     for key in metrics:
@@ -250,7 +251,7 @@ def models_show(
             display.print_json([v.to_dict() for v in versions])
             return
         rows = [[str(v.version), v.status, ", ".join(v.aliases), v.flavor,
-                 (v.run_id or "")[:12], _metrics_summary(v.metrics), display.when(v.created_at)]
+                 short_id(v.run_id or ""), _metrics_summary(v.metrics), display.when(v.created_at)]
                 for v in versions]
         display.console.print(display.table(
             ref, ["version", "status", "aliases", "flavor", "run", "metrics", "registered"],
@@ -399,7 +400,8 @@ def _metrics_summary(metrics: dict[str, Any] | None) -> str:
 
 def _event_summary(kind: str, payload: dict[str, Any]) -> str:
     if kind == "version_registered":
-        return f"version {payload.get('version')} (run {str(payload.get('run_id') or '')[:12]})"
+        run = short_id(str(payload.get("run_id") or ""))
+        return f"version {payload.get('version')} (run {run})"
     if kind == "alias_set":
         previous = payload.get("previous_version")
         moved = f"{previous} → " if previous is not None else ""
@@ -414,21 +416,9 @@ def _event_summary(kind: str, payload: dict[str, Any]) -> str:
 def main() -> None:
     """Entry point: run the app, turning Tidal errors into one-line messages."""
     try:
-        app(standalone_mode=False)
+        app()  # Typer handles --help, usage errors and Ctrl-C itself, then exits
     except TidalError as exc:
         from rich.markup import escape
 
         display.errors.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
-    except typer.Abort:
-        display.errors.print("aborted")
-        raise SystemExit(130) from None
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        raise

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tidal.core.errors import NotFoundError, TidalError
+from tidal.core.ids import short_id
 from tidal.project import Project
 from tidal.runtime.signature import signature_from_frame
 
@@ -112,11 +113,11 @@ def run_demo(project: Project, data_dir: Path | None = None, quiet: bool = False
                "dataset_sha256": dataset_hash, "metrics": scores,
                "store_url": project.settings.store_url}
     console.print(
-        f"[green]✓[/] run {run.id[:12]}: accuracy {scores['accuracy']:.3f} "
+        f"[green]✓[/] run {short_id(run.id)}: accuracy {scores['accuracy']:.3f} "
         f"(majority baseline {majority:.3f}), ROC AUC {scores['roc_auc']:.3f}\n"
         f"[green]✓[/] registered {MODEL_NAME} version {version.version} as "
         f"@{', @'.join(version.aliases)} (artifact sha256 {version.artifact_sha256[:12]}…)\n"
-        f"Next: tidal runs show {run.id[:12]} · tidal models show {MODEL_NAME}@champion · "
+        f"Next: tidal runs show {short_id(run.id)} · tidal models show {MODEL_NAME}@champion · "
         f"tidal models history {MODEL_NAME}"
     )
     return summary

@@ -21,7 +21,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 def safe_artifact_name(name: object) -> str:
     """Check a relative, forward-slash artifact name such as ``model/model.pkl``."""
     if not isinstance(name, str) or not name:
-        raise ValidationError(f"artifact name must be a non-empty string, got {name!r}")
+        raise ValidationError(f"invalid artifact name {name!r}: it must be a non-empty string")
     problem = None
     if len(name) > MAX_NAME_LENGTH:
         problem = f"longer than {MAX_NAME_LENGTH} characters"

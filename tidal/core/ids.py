@@ -20,5 +20,11 @@ def new_id(now: float | None = None) -> str:
     return f"{millis:012x}{secrets.token_hex(10)}"
 
 
+def short_id(identifier: str) -> str:
+    """The id as shown to people: the time part plus 4 random characters, so that two
+    records made in the same millisecond still look different and prefix lookups work."""
+    return identifier[:16]
+
+
 def is_id(text: str) -> bool:
     return bool(_ID_PATTERN.match(text))

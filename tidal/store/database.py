@@ -64,14 +64,15 @@ class Database:
             if not self._schema_ready:
                 from .migrate import upgrade_if_needed
 
-                upgrade_if_needed(self)
+                with store_errors(self.url, retryable=False):
+                    upgrade_if_needed(self)
                 self._schema_ready = True
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only session (no retries needed: WAL readers never wait on writers)."""
         self.ensure_schema()
-        with _translate_errors(self.url), Session(self.engine, expire_on_commit=False) as session:
+        with store_errors(self.url), Session(self.engine, expire_on_commit=False) as session:
             yield session
 
     def transact(self, work: Callable[[Session], T]) -> T:
@@ -79,7 +80,7 @@ class Database:
         self.ensure_schema()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                with _translate_errors(self.url, retryable=True):
+                with store_errors(self.url, retryable=True):
                     with Session(self._write_engine, expire_on_commit=False) as session:
                         with session.begin():
                             return work(session)
@@ -102,22 +103,22 @@ class _Retry(Exception):
 
 
 @contextmanager
-def _translate_errors(url: str, retryable: bool = False) -> Iterator[None]:
+def store_errors(url: str, retryable: bool = False) -> Iterator[None]:
+    """Turn driver errors a user can act on into StoreError (or an internal retry)."""
     try:
         yield
     except DBAPIError as exc:
         if retryable and is_transient(exc):
             raise _Retry() from exc
-        if isinstance(exc, OperationalError) and exc.connection_invalidated is False:
+        if isinstance(exc, OperationalError):
             if is_transient(exc):
-                raise StoreError(
-                    f"the metadata store at {redact(url)} is busy: {exc.orig}"
-                ) from exc
+                message = f"the metadata store at {redact(url)} is busy: {exc.orig}"
+                raise StoreError(message) from exc
             if _is_connection_failure(exc):
+                reason = str(exc.orig).strip().splitlines()[0]
                 raise StoreError(
-                    f"cannot reach the metadata store at {redact(url)}: "
-                    f"{str(exc.orig).strip()}"
-                ) from exc
+                    f"cannot reach the metadata store at {redact(url)}: {reason}"
+                ) from None
         raise
 
 

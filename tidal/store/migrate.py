@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
-from .database import WRITE_OPTION, Database
+from .database import WRITE_OPTION, Database, store_errors
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: arbitrary constant key for pg_advisory_xact_lock: "tidal" in ASCII
@@ -36,14 +36,16 @@ def head_revision() -> str:
 
 
 def current_revision(db: Database) -> str | None:
-    with db.engine.connect() as connection:
+    with store_errors(db.url), db.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(db: Database, target: str = "head") -> tuple[str | None, str]:
     """Migrate to ``target``; returns (revision before, revision after)."""
     config = alembic_config()
-    with db.engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
+    with store_errors(db.url), db.engine.connect().execution_options(
+        **{WRITE_OPTION: True}
+    ) as connection:
         with connection.begin():
             _lock(connection)
             before = MigrationContext.configure(connection).get_current_revision()

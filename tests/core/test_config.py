@@ -1,0 +1,56 @@
+"""Configuration: tidal.toml, TIDAL_* variables, and paths relative to the project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tidal.core.config import find_project_dir, load_settings
+from tidal.core.errors import ConfigError
+
+
+def test_defaults_live_in_the_project_folder(tmp_path: Path):
+    settings = load_settings(tmp_path, environ={})
+    assert settings.store_url == f"sqlite:///{tmp_path.resolve()}/.tidal/tidal.db"
+    assert settings.artifact_root == str(tmp_path.resolve() / ".tidal" / "artifacts")
+
+
+def test_file_then_environment_then_arguments(tmp_path: Path):
+    (tmp_path / "tidal.toml").write_text(
+        '[store]\nurl = "sqlite:///meta/x.db"\nbusy_timeout = 5\n'
+        '[artifacts]\nroot = "s3://bucket/tidal"\n'
+    )
+    settings = load_settings(tmp_path, environ={})
+    assert settings.store_url == f"sqlite:///{tmp_path.resolve()}/meta/x.db"
+    assert settings.artifact_root == "s3://bucket/tidal"
+    assert settings.busy_timeout == 5
+
+    env = {"TIDAL_STORE_URL": "postgresql+psycopg://u@h/db", "TIDAL_ACTOR": "ci"}
+    settings = load_settings(tmp_path, environ=env)
+    assert settings.store_url == "postgresql+psycopg://u@h/db"
+    assert settings.actor == "ci"
+
+    settings = load_settings(tmp_path, environ=env, store_url="sqlite:////abs.db")
+    assert settings.store_url == "sqlite:////abs.db"
+
+
+def test_project_found_from_a_subfolder(tmp_path: Path):
+    (tmp_path / "tidal.toml").write_text("")
+    deep = tmp_path / "src" / "pkg"
+    deep.mkdir(parents=True)
+    assert find_project_dir(deep) == tmp_path.resolve()
+    assert load_settings(environ={"TIDAL_PROJECT_DIR": str(deep)}).project_dir == deep.resolve()
+
+
+@pytest.mark.parametrize("content,message", [
+    ("[store\nurl=1", "not valid TOML"),
+    ("[store]\nurl = 3", "store.url"),
+    ("[store]\nulr = 'x'", "store.ulr"),
+    ("[store]\nbusy_timeout = -1", "busy_timeout"),
+    ("[cache]\nsize = 1", "cache"),
+])
+def test_bad_configuration_is_explained(tmp_path: Path, content: str, message: str):
+    (tmp_path / "tidal.toml").write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, environ={})

@@ -1,0 +1,48 @@
+"""Clock, ids, hashing and code info."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tidal.core.clock import ManualClock
+from tidal.core.codeinfo import code_info
+from tidal.core.hashing import is_sha256, sha256_json
+from tidal.core.ids import is_id, new_id
+
+
+def test_manual_clock_moves_only_when_told():
+    clock = ManualClock(10.0)
+    assert clock.now() == 10.0
+    assert clock.advance(5) == 15.0
+    clock.set(1.5)
+    assert clock.now() == 1.5
+
+
+def test_ids_are_hex_and_sort_by_time():
+    early, late = new_id(1_000.0), new_id(2_000.0)
+    assert is_id(early) and is_id(late)
+    assert early < late
+    assert len({new_id(1.0) for _ in range(1000)}) == 1000
+
+
+def test_json_hash_ignores_key_order():
+    assert sha256_json({"a": 1, "b": [1, 2]}) == sha256_json({"b": [1, 2], "a": 1})
+    assert is_sha256(sha256_json([]))
+    assert not is_sha256("xyz")
+
+
+def test_code_info_sees_commits_and_uncommitted_changes(tmp_path: Path):
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    info = code_info(str(tmp_path))
+    assert info.git_commit and len(info.git_commit) == 40
+    assert info.git_dirty_hash is not None  # an untracked file is an uncommitted change
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    assert code_info(str(clean / "missing")).git_commit is None

@@ -1,0 +1,5 @@
+"""``python -m tidal`` runs the command line."""
+
+from tidal.cli import main
+
+main()
