@@ -133,12 +133,16 @@ def runs_list(
         return
     extra = columns or _default_columns(runs)
     rows = [
-        [short_id(run.id), run.experiment, run.name or "", _status(run.status), display.when(
-            run.start_time), display.duration(run.duration), *(_cell(run, c) for c in extra)]
+        [short_id(run.id), run.experiment, run.name or "", _status(run.status),
+         display.when(run.start_time, short=True), display.duration(run.duration),
+         *(_cell(run, c) for c in extra)]
         for run in runs
     ]
-    headers = ["run", "experiment", "name", "status", "started", "took", *extra]
-    display.console.print(display.table(f"{len(runs)} runs", headers, rows))
+    # extra columns are headed by the bare key, to leave room for the values
+    headers = ["run", "experiment", "name", "status", "started", "took",
+               *(column.partition(".")[2] for column in extra)]
+    display.console.print(display.table(f"{len(runs)} runs", headers, rows,
+                                        no_wrap=("run", "started")))
 
 
 @runs_app.command("show")
@@ -365,13 +369,13 @@ def _status(status: str) -> str:
 
 
 def _default_columns(runs: list[Any]) -> list[str]:
-    """Up to four metric keys present in the listed runs, as extra columns."""
+    """Up to three metric keys present in the listed runs, as extra columns."""
     keys: list[str] = []
     for run in runs:
         for key in sorted(run.metrics):
             if key not in keys:
                 keys.append(key)
-    return [f"metrics.{k}" for k in keys[:4]]
+    return [f"metrics.{k}" for k in keys[:3]]
 
 
 def _cell(run: Any, column: str) -> str:

@@ -11,6 +11,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -18,11 +19,11 @@ console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
 
 
-def when(epoch: float | None) -> str:
-    """Epoch seconds → local 'YYYY-MM-DD HH:MM:SS' (blank for None)."""
+def when(epoch: float | None, short: bool = False) -> str:
+    """Epoch seconds → local 'YYYY-MM-DD HH:MM:SS', or 'MM-DD HH:MM' (blank for None)."""
     if epoch is None:
         return ""
-    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(epoch).strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
 
 
 def number(value: float | None) -> str:
@@ -60,10 +61,15 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def table(title: str | None, columns: list[str], rows: list[list[str]]) -> Table:
-    grid = Table(title=title, title_justify="left", header_style="bold")
+def table(
+    title: str | None, columns: list[str], rows: list[list[str]], no_wrap: tuple[str, ...] = ()
+) -> Table:
+    """A table; columns named in ``no_wrap`` (ids, times) are never folded."""
+    grid = Table(title=title, title_justify="left", header_style="bold",
+                 box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
-        grid.add_column(column, overflow="fold")
+        grid.add_column(column, overflow="ellipsis" if column in no_wrap else "fold",
+                        no_wrap=column in no_wrap)
     for row in rows:
         grid.add_row(*row)
     return grid

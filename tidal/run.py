@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tidal.artifacts import safe_artifact_name
+from tidal.artifacts import StoredArtifact, safe_artifact_name
 from tidal.core import validate
 from tidal.core.errors import ConflictError, TidalError
 from tidal.store.tracking import PendingMetric
@@ -114,16 +114,15 @@ class ActiveRun:
         """Store a local file as an artifact of this run; returns its sha256."""
         source = Path(path)
         artifact_name = safe_artifact_name(name or source.name)
-        stored = self.project.artifacts.put_file(source)
-        self.project.tracking.add_artifact(
-            self.id, artifact_name, stored.sha256, stored.size, self.project.clock.now())
-        return stored.sha256
+        return self._record_artifact(artifact_name, self.project.artifacts.put_file(source))
 
     def log_bytes(self, data: bytes, name: str) -> str:
         artifact_name = safe_artifact_name(name)
-        stored = self.project.artifacts.put_bytes(data)
+        return self._record_artifact(artifact_name, self.project.artifacts.put_bytes(data))
+
+    def _record_artifact(self, name: str, stored: StoredArtifact) -> str:
         self.project.tracking.add_artifact(
-            self.id, artifact_name, stored.sha256, stored.size, self.project.clock.now())
+            self.id, name, stored.sha256, stored.size, self.project.clock.now())
         return stored.sha256
 
     def log_dict(self, value: Any, name: str) -> str:
