@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tidal.artifacts import ArtifactStore
+from tidal.core import validate
 from tidal.core.clock import Clock, SystemClock
 from tidal.core.codeinfo import code_info
 from tidal.core.config import Settings, load_settings
@@ -83,7 +84,8 @@ class Project:
         )
         run = ActiveRun(self, run_id, experiment)
         if params:
-            run._logged_params.update({k: str(v) for k, v in params.items()})
+            run._logged_params.update(
+                {k: validate.param_value(k, v) for k, v in params.items()})
         return run
 
     def get_run(self, run_id: str) -> RunRecord:

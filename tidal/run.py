@@ -13,7 +13,6 @@ import atexit
 import json
 import threading
 import time
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +31,9 @@ FLUSH_POINTS = 10_000
 FLUSH_SECONDS = 5.0
 
 _active = threading.local()
-_unfinished: weakref.WeakSet[ActiveRun] = weakref.WeakSet()
+#: runs not yet ended, held strongly so that buffered values are written at exit even if
+#: the script dropped its reference to the run
+_unfinished: set[ActiveRun] = set()
 
 
 class ActiveRun:

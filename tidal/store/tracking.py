@@ -344,15 +344,23 @@ def _check_end_status(status: str) -> None:
 
 
 def _insert_points(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """The hot path: hand the points to the driver's executemany in one statement.
+    """The hot path: hand the points to the database in bulk.
 
-    SQLAlchemy's ORM/Core insert builds a dict per row and costs about 1.6x as much for
-    100,000 points. The statement is a constant; every value is a bound parameter.
+    PostgreSQL gets them through COPY (about 10x faster than executemany for 100,000
+    points); SQLite through the driver's executemany, skipping SQLAlchemy's per-row dict
+    handling, which costs about 1.6x as much. Statements are constants; values are data.
     """
     connection = session.connection()
-    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     columns = "run_id, key, value, step, timestamp"
-    statement = f"INSERT INTO metrics ({columns}) VALUES ({', '.join([mark] * 5)})"  # noqa: S608
+    if connection.dialect.name == "postgresql":
+        driver_connection = connection.connection.dbapi_connection
+        with driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY metrics ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    marks = ", ".join(["?" if connection.dialect.paramstyle == "qmark" else "%s"] * 5)
+    statement = f"INSERT INTO metrics ({columns}) VALUES ({marks})"  # noqa: S608
     connection.exec_driver_sql(statement, rows)
 
 
