@@ -92,6 +92,19 @@ def point_values(n: int) -> list[float]:
     return [1.0 / (1.0 + i * 1e-4) for i in range(n)]
 
 
+def tidal_source_hash() -> str:
+    """Fingerprint of the imported tidal package's source (it may change between runs)."""
+    import hashlib
+
+    import tidal
+
+    root = Path(tidal.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     result = fn()
@@ -113,8 +126,10 @@ def worker_tidal(scratch: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     from importlib import metadata
 
     import sqlalchemy
+
     import tidal
 
+    source = tidal_source_hash()
     n_runs, n_points = cfg["runs"], cfg["points"]
     params = [run_params(i) for i in range(n_runs)]
     metrics = [run_metrics(i) for i in range(n_runs)]
@@ -126,7 +141,7 @@ def worker_tidal(scratch: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     setup_s, _ = timed(lambda: project.search_runs(max_results=1))  # opens store + schema
 
     def create_runs() -> None:
-        for p, m in zip(params, metrics):
+        for p, m in zip(params, metrics, strict=True):
             with project.start_run("bench") as run:
                 run.log_params(p)
                 run.log_metrics(m)
@@ -147,7 +162,8 @@ def worker_tidal(scratch: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     project.close()
     return {
         "tool": "tidal",
-        "versions": {"tidal": metadata.version("tidal-ml"), "sqlalchemy": sqlalchemy.__version__,
+        "versions": {"tidal": metadata.version("tidal-ml"), "tidal_source": source,
+                     "sqlalchemy": sqlalchemy.__version__,
                      "python": platform.python_version(), "sqlite": sqlite3.sqlite_version},
         "setup_s": setup_s, "create_runs_s": create_s, "log_points_s": points_s,
         "search_cold_s": cold_s, "search_warm_s": warm, "search_s": statistics.median(warm),
@@ -180,7 +196,7 @@ def worker_mlflow(scratch: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
     def create_runs() -> str:
         exp_id = mlflow.create_experiment("bench", artifact_location=artifacts)
-        for p, m in zip(params, metrics):
+        for p, m in zip(params, metrics, strict=True):
             with mlflow.start_run(experiment_id=exp_id):
                 mlflow.log_params(p)
                 mlflow.log_metrics(m)
@@ -225,6 +241,7 @@ def worker_tidal_big(scratch: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """Workload 4: filtered, ordered search over 10,000 Tidal runs."""
     import tidal
 
+    source = tidal_source_hash()
     n_runs = cfg["big_runs"]
     params = [run_params(i) for i in range(n_runs)]
     metrics = [run_metrics(i) for i in range(n_runs)]
@@ -233,7 +250,7 @@ def worker_tidal_big(scratch: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     setup_s, _ = timed(lambda: project.search_runs(max_results=1))
 
     def create_runs() -> None:
-        for p, m in zip(params, metrics):
+        for p, m in zip(params, metrics, strict=True):
             with project.start_run("bench") as run:
                 run.log_params(p)
                 run.log_metrics(m)
@@ -247,7 +264,8 @@ def worker_tidal_big(scratch: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
     create_s, _ = timed(create_runs)
     expected = sorted((metrics[i]["m1"] for i in expected_matches(n_runs)), reverse=True)
-    figures: dict[str, Any] = {"tool": "tidal-big", "setup_s": setup_s, "create_runs_s": create_s}
+    figures: dict[str, Any] = {"tool": "tidal-big", "tidal_source": source, "setup_s": setup_s,
+                               "create_runs_s": create_s}
     for limit in (100, 1000):
         cold_s, got = timed(search(limit))
         if got != expected[:limit]:
@@ -342,7 +360,7 @@ def summarize(cfg: dict[str, Any], tidal: list[dict[str, Any]], peer: list[dict[
     add(f"1. create {n:,} runs x (10 params + 10 metrics)", "create_runs_s", "ratio", tidal, peer)
     add(f"2. log {p:,} metric points to one run", "log_points_s", "ratio", tidal, peer)
     add(f"3. search {n:,} runs, metric+param filter (warm)", "search_s", "ratio", tidal, peer)
-    add(f"3. same search, first call (cold)", "search_cold_s", None, tidal, peer)
+    add("3. same search, first call (cold)", "search_cold_s", None, tidal, peer)
     if big:
         add(f"4. Tidal: search {b:,} runs, top 100 by m1 desc (warm)", "search100_s", "abs",
             big, abs_target=TARGET_SEARCH_S)
@@ -371,9 +389,9 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
         from rich.table import Table
     except ImportError:
         print(header)
-        widths = [max(len(str(x)) for x in col) for col in zip(cols, *table)]
+        widths = [max(len(str(x)) for x in col) for col in zip(cols, *table, strict=True)]
         for line in [cols, *table]:
-            print(" | ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+            print(" | ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)))
         return
     rt = Table(title=header)
     for i, c in enumerate(cols):
@@ -410,7 +428,7 @@ def main_parent(args: argparse.Namespace) -> int:
         print(f"rep {rep + 1}/{args.repeats}: tidal 10k-run search done", flush=True)
     shutil.rmtree(scratch_root, ignore_errors=True)
 
-    for t, m in zip(tidal, peer):
+    for t, m in zip(tidal, peer, strict=False):  # the peer may have failed midway
         if not (t["search_count"] == m["search_count"] == len(expected_matches(cfg["runs"]))):
             raise AssertionError(f"search counts differ: tidal {t['search_count']}, "
                                  f"mlflow {m['search_count']}")
@@ -418,6 +436,12 @@ def main_parent(args: argparse.Namespace) -> int:
         if r["stored_runs"] != cfg["runs"] or r["stored_points"] != cfg["points"]:
             raise AssertionError(f"{r['tool']} stored {r['stored_runs']} runs, "
                                  f"{r['stored_points']} points")
+
+    sources = sorted({r["versions"]["tidal_source"] for r in tidal}
+                     | {r["tidal_source"] for r in big})
+    if len(sources) > 1:
+        print(f"WARNING: the tidal source changed during the benchmark: {sources}",
+              file=sys.stderr)
 
     rows = summarize(cfg, tidal, peer, big)
     versions = {**tidal[0]["versions"], "mlflow": peer[0]["versions"]["mlflow"] if peer else None,
@@ -442,6 +466,7 @@ def main_parent(args: argparse.Namespace) -> int:
         "method": __doc__.split("Method:", 1)[1].split("Usage:", 1)[0].strip().replace("\n", " "),
         "machine": mach,
         "versions": versions,
+        "tidal_sources_seen": sources,
         "peer_error": peer_error,
         "search_expected_count": len(expected_matches(cfg["runs"])),
         "results": rows,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def _json_number(value: float | None) -> float | str | None:
@@ -30,15 +30,17 @@ class ExperimentRecord:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class MetricPoint:
+class MetricPoint(NamedTuple):
+    """One metric point (a tuple: searches build thousands of them)."""
+
     key: str
     value: float
     step: int
     timestamp: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "value": _json_number(self.value)}
+        return {"key": self.key, "value": _json_number(self.value), "step": self.step,
+                "timestamp": self.timestamp}
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class RunRecord:
         return None if point is None else point.value
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(self)  # MetricPoint tuples become lists here; replaced just below
         data["metrics"] = {k: p.to_dict() for k, p in self.metrics.items()}
         data["artifacts"] = [a.to_dict() for a in self.artifacts]
         data["duration"] = self.duration

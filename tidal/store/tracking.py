@@ -9,6 +9,8 @@ parameters are a fact about what ran.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -21,6 +23,8 @@ from tidal.core.codeinfo import CodeInfo
 from tidal.core.errors import ConflictError, NotFoundError, ValidationError
 from tidal.core.ids import new_id
 
+from . import bulk
+from .bulk import fetch_for_runs
 from .database import Database
 from .filters import parse_filter, parse_order_by
 from .models import Experiment, LatestMetric, Metric, Param, Run, RunArtifact, Tag
@@ -227,7 +231,7 @@ class TrackingRepository:
             if condition is not None:
                 query = query.where(condition)
             query = apply_order(query, order).limit(max_results).offset(offset)
-            run_ids = list(session.scalars(query))
+            run_ids = list(session.connection().execute(query).scalars())
             return self._hydrate(session, run_ids)
 
     def _hydrate(
@@ -236,50 +240,38 @@ class TrackingRepository:
         """Load runs with their params, latest metrics and tags in four queries."""
         if not run_ids:
             return []
-        runs = {
-            row.id: row
-            for row in session.execute(
-                select(*Run.__table__.columns, Experiment.name.label("experiment_name"))
-                .join(Experiment, Experiment.id == Run.experiment_id)
-                .where(Run.id.in_(run_ids))
-            )
-        }
+        connection = session.connection()
+        runs = {row[0]: row for row in fetch_for_runs(connection, bulk.RUNS, run_ids)}
         params: dict[str, dict[str, str]] = {i: {} for i in runs}
-        for run_id, key, value in session.execute(
-            select(Param.run_id, Param.key, Param.value).where(Param.run_id.in_(run_ids))
-        ):
+        for run_id, key, value in fetch_for_runs(connection, bulk.PARAMS, run_ids):
             params[run_id][key] = value
         metrics: dict[str, dict[str, MetricPoint]] = {i: {} for i in runs}
-        for run_id, key, value, step, timestamp in session.execute(
-            select(LatestMetric.run_id, LatestMetric.key, LatestMetric.value, LatestMetric.step,
-                   LatestMetric.timestamp).where(LatestMetric.run_id.in_(run_ids))
-        ):
-            metrics[run_id][key] = MetricPoint(key, _loaded(value), step, timestamp)
+        make_point = MetricPoint._make  # tuple.__new__: cheapest way to build thousands
+        for row in fetch_for_runs(connection, bulk.LATEST_METRICS, run_ids):
+            point = make_point(row[1:]) if row[2] is not None else MetricPoint(
+                row[1], _NAN, row[3], row[4])
+            metrics[row[0]][row[1]] = point
         tags: dict[str, dict[str, str]] = {i: {} for i in runs}
-        for run_id, key, value in session.execute(
-            select(Tag.run_id, Tag.key, Tag.value).where(Tag.run_id.in_(run_ids))
-        ):
+        for run_id, key, value in fetch_for_runs(connection, bulk.TAGS, run_ids):
             tags[run_id][key] = value
         files: dict[str, list[ArtifactRecord]] = {i: [] for i in runs}
         if artifacts:
-            for run_id, name, sha256, size, created_at in session.execute(
-                select(RunArtifact.run_id, RunArtifact.name, RunArtifact.sha256,
-                       RunArtifact.size, RunArtifact.created_at)
-                .where(RunArtifact.run_id.in_(run_ids)).order_by(RunArtifact.name)
-            ):
-                files[run_id].append(ArtifactRecord(name, sha256, size, created_at))
+            for run_id, *artifact in fetch_for_runs(connection, bulk.ARTIFACTS, run_ids):
+                files[run_id].append(ArtifactRecord(*artifact))
         records = []
         for run_id in run_ids:  # keep the caller's order
             if run_id not in runs:
                 continue
-            run = runs[run_id]
+            (_, experiment_id, experiment, name, status, start_time, end_time, actor, source,
+             git_commit, git_dirty_hash, python_version, packages) = runs[run_id]
+            if isinstance(packages, str):  # SQLite hands JSON back as text
+                packages = dict(_decode_packages(packages))  # a copy per record
             records.append(
                 RunRecord(
-                    id=run.id, experiment_id=run.experiment_id, experiment=run.experiment_name,
-                    name=run.name, status=run.status, start_time=run.start_time,
-                    end_time=run.end_time, actor=run.actor, source=run.source,
-                    git_commit=run.git_commit, git_dirty_hash=run.git_dirty_hash,
-                    python_version=run.python_version, packages=run.packages or {},
+                    id=run_id, experiment_id=experiment_id, experiment=experiment, name=name,
+                    status=status, start_time=start_time, end_time=end_time, actor=actor,
+                    source=source, git_commit=git_commit, git_dirty_hash=git_dirty_hash,
+                    python_version=python_version, packages=packages or {},
                     params=params[run_id], metrics=metrics[run_id], tags=tags[run_id],
                     artifacts=files[run_id],
                 )
@@ -388,5 +380,14 @@ def _storable(value: float) -> float | None:
     return None if value != value else value  # NaN → NULL (SQLite cannot hold NaN)
 
 
+_NAN = float("nan")
+
+
+@functools.lru_cache(maxsize=64)
+def _decode_packages(text: str) -> dict[str, str]:
+    """Package lists repeat from run to run; decode each distinct one once."""
+    return json.loads(text)
+
+
 def _loaded(value: float | None) -> float:
-    return float("nan") if value is None else value
+    return _NAN if value is None else value

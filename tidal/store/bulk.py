@@ -1,0 +1,54 @@
+"""Bulk reads for many runs at once, straight through the database driver.
+
+Search results are hydrated with one query per table (params, latest metrics, tags)
+restricted to the runs on the page. Through SQLAlchemy those reads spend more time
+building ``Row`` objects and coercing a long ``IN`` list than the database spends
+answering, which matters for the "search 10,000 runs in under 50 ms" target. Here each
+statement is a constant; the run ids travel as one bound parameter (a JSON array for
+SQLite's ``json_each``, an array for PostgreSQL's ``unnest``), and the driver's plain
+tuples come back.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection
+
+#: how each dialect spells "the set of ids in this one parameter"
+_ID_SET = {
+    "sqlite": "(SELECT value FROM json_each(?))",
+    "postgresql": "(SELECT unnest(CAST(%s AS text[])))",
+}
+
+
+def fetch_for_runs(
+    connection: Connection, statement: str, run_ids: list[str]
+) -> list[tuple[Any, ...]]:
+    """Run ``statement`` (which holds ``{ids}`` where the id set goes) for ``run_ids``."""
+    dialect = connection.dialect.name
+    sql = statement.format(ids=_ID_SET[dialect])
+    parameter: Any = json.dumps(run_ids) if dialect == "sqlite" else run_ids
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, (parameter,))
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+RUNS = (
+    "SELECT r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, "
+    "r.actor, r.source, r.git_commit, r.git_dirty_hash, r.python_version, r.packages "
+    "FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id IN {ids}"
+)
+PARAMS = "SELECT run_id, key, value FROM params WHERE run_id IN {ids}"
+LATEST_METRICS = (
+    "SELECT run_id, key, value, step, timestamp FROM latest_metrics WHERE run_id IN {ids}"
+)
+TAGS = "SELECT run_id, key, value FROM tags WHERE run_id IN {ids}"
+ARTIFACTS = (
+    "SELECT run_id, name, sha256, size, created_at FROM run_artifacts "
+    "WHERE run_id IN {ids} ORDER BY name"
+)
