@@ -127,3 +127,22 @@ def test_type_mistakes_are_explained(project, text, message):
 def test_bad_order_by_is_reported(project):
     with pytest.raises(FilterSyntaxError):
         project.search_runs(order_by=["metrics.auc sideways"])
+
+
+def test_every_result_carries_its_own_params_metrics_and_tags(project, clock):
+    logged = {}
+    for index in range(40):
+        params = {f"p{k}": f"{index}-{k}" for k in range(index % 4)}
+        metrics = {f"m{k}": index + k / 10 for k in range(index % 3)}
+        tags = {"i": str(index)} if index % 2 else {}
+        with project.start_run("many", params=params, tags=tags) as run:
+            run.log_metrics(metrics)
+        logged[run.id] = (params, metrics, tags)
+        clock.advance(1)
+    found = project.search_runs(experiments=["many"], max_results=100)
+    assert len(found) == 40
+    for record in found:
+        params, metrics, tags = logged[record.id]
+        assert record.params == params
+        assert {k: p.value for k, p in record.metrics.items()} == pytest.approx(metrics)
+        assert record.tags == tags

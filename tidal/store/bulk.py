@@ -43,11 +43,14 @@ RUNS = (
     "r.actor, r.source, r.git_commit, r.git_dirty_hash, r.python_version, r.packages "
     "FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id IN {ids}"
 )
-PARAMS = "SELECT run_id, key, value FROM params WHERE run_id IN {ids}"
+# ordered by run so that callers can group rows per run (free on SQLite: it is the order of
+# the primary key the lookup walks)
+PARAMS = "SELECT run_id, key, value FROM params WHERE run_id IN {ids} ORDER BY run_id"
 LATEST_METRICS = (
-    "SELECT run_id, key, value, step, timestamp FROM latest_metrics WHERE run_id IN {ids}"
+    "SELECT run_id, key, value, step, timestamp FROM latest_metrics WHERE run_id IN {ids} "
+    "ORDER BY run_id"
 )
-TAGS = "SELECT run_id, key, value FROM tags WHERE run_id IN {ids}"
+TAGS = "SELECT run_id, key, value FROM tags WHERE run_id IN {ids} ORDER BY run_id"
 ARTIFACTS = (
     "SELECT run_id, name, sha256, size, created_at FROM run_artifacts "
     "WHERE run_id IN {ids} ORDER BY name"

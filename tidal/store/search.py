@@ -24,6 +24,8 @@ from .filters import ATTRIBUTES, And, Comparison, Field, Node, Not, Or, OrderKey
 from .models import Experiment, LatestMetric, Param, Run, Tag
 
 RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+#: where each kind of logged value lives (metrics: each run's latest point)
+_TABLES: dict[str, Any] = {"metric": LatestMetric, "param": Param, "tag": Tag}
 
 
 def where_clause(node: Node | None) -> ColumnElement[bool] | None:
@@ -54,8 +56,7 @@ def _order_columns(field: Field, query: Select[Any]) -> tuple[Select[Any], list[
             query = query.join(Experiment, Experiment.id == Run.experiment_id)
             return query, [Experiment.name]
         return query, [_attribute_column(field.name)]
-    table = {"metric": LatestMetric, "param": Param, "tag": Tag}[field.kind]
-    alias = aliased(table)
+    alias = aliased(_TABLES[field.kind])
     query = query.outerjoin(alias, and_(alias.run_id == Run.id, alias.key == field.name))
     if field.kind == "param":
         # numeric values sort as numbers; text values after them, as text
@@ -67,7 +68,7 @@ def _comparison(node: Comparison) -> ColumnElement[bool]:
     field = node.field
     if field.kind == "attribute":
         return _attribute_comparison(node)
-    table = {"metric": LatestMetric, "param": Param, "tag": Tag}[field.kind]
+    table = _TABLES[field.kind]
     if node.op == "is null":
         return not_(_exists(table, field.name, None))
     if node.op == "is not null":

@@ -12,11 +12,14 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from tidal.core import validate
 from tidal.core.codeinfo import CodeInfo
@@ -220,17 +223,11 @@ class TrackingRepository:
             raise ValidationError(f"max_results must be between 1 and {MAX_SEARCH_RESULTS}")
         if offset < 0:
             raise ValidationError("offset must not be negative")
-        condition = where_clause(parse_filter(filter))
-        order = parse_order_by(list(order_by or ()))
+        query = search_statement(
+            filter, tuple(order_by or ()), None if experiments is None else tuple(experiments),
+            max_results, offset,
+        )
         with self.db.read() as session:
-            query = select(Run.id)
-            if experiments is not None:
-                names = list(experiments)
-                ids = select(Experiment.id).where(Experiment.name.in_(names))
-                query = query.where(Run.experiment_id.in_(ids))
-            if condition is not None:
-                query = query.where(condition)
-            query = apply_order(query, order).limit(max_results).offset(offset)
             run_ids = list(session.connection().execute(query).scalars())
             return self._hydrate(session, run_ids)
 
@@ -242,18 +239,23 @@ class TrackingRepository:
             return []
         connection = session.connection()
         runs = {row[0]: row for row in fetch_for_runs(connection, bulk.RUNS, run_ids)}
+        # rows come back grouped by run (the tables' keys start with run_id)
         params: dict[str, dict[str, str]] = {i: {} for i in runs}
-        for run_id, key, value in fetch_for_runs(connection, bulk.PARAMS, run_ids):
-            params[run_id][key] = value
+        for run_id, rows in groupby(fetch_for_runs(connection, bulk.PARAMS, run_ids), _FIRST):
+            params[run_id] = {row[1]: row[2] for row in rows}
         metrics: dict[str, dict[str, MetricPoint]] = {i: {} for i in runs}
         make_point = MetricPoint._make  # tuple.__new__: cheapest way to build thousands
-        for row in fetch_for_runs(connection, bulk.LATEST_METRICS, run_ids):
-            point = make_point(row[1:]) if row[2] is not None else MetricPoint(
-                row[1], _NAN, row[3], row[4])
-            metrics[row[0]][row[1]] = point
+        for run_id, rows in groupby(
+            fetch_for_runs(connection, bulk.LATEST_METRICS, run_ids), _FIRST
+        ):
+            metrics[run_id] = {
+                row[1]: make_point(row[1:]) if row[2] is not None
+                else MetricPoint(row[1], _NAN, row[3], row[4])
+                for row in rows
+            }
         tags: dict[str, dict[str, str]] = {i: {} for i in runs}
-        for run_id, key, value in fetch_for_runs(connection, bulk.TAGS, run_ids):
-            tags[run_id][key] = value
+        for run_id, rows in groupby(fetch_for_runs(connection, bulk.TAGS, run_ids), _FIRST):
+            tags[run_id] = {row[1]: row[2] for row in rows}
         files: dict[str, list[ArtifactRecord]] = {i: [] for i in runs}
         if artifacts:
             for run_id, *artifact in fetch_for_runs(connection, bulk.ARTIFACTS, run_ids):
@@ -381,6 +383,24 @@ def _storable(value: float) -> float | None:
 
 
 _NAN = float("nan")
+_FIRST = itemgetter(0)
+
+
+@functools.lru_cache(maxsize=256)
+def search_statement(
+    filter: str | None, order_by: tuple[str, ...], experiments: tuple[str, ...] | None,
+    max_results: int, offset: int,
+) -> Select[Any]:
+    """The SELECT of matching run ids. Statements are immutable, so scripts and
+    dashboards that repeat a search reuse the parsed and built one."""
+    query = select(Run.id)
+    if experiments is not None:
+        ids = select(Experiment.id).where(Experiment.name.in_(list(experiments)))
+        query = query.where(Run.experiment_id.in_(ids))
+    condition = where_clause(parse_filter(filter))
+    if condition is not None:
+        query = query.where(condition)
+    return apply_order(query, parse_order_by(list(order_by))).limit(max_results).offset(offset)
 
 
 @functools.lru_cache(maxsize=64)
