@@ -53,8 +53,12 @@ def set_project(project: Project | None) -> None:
 
 
 def start_run(experiment: str = "default", **options: Any) -> ActiveRun:
-    """Start a run in the current project; see :meth:`tidal.Project.start_run`."""
-    return get_project().start_run(experiment, **options)
+    """Start a run in the current project and make it the active run.
+
+    Use it in a ``with`` block, or call ``run.end()`` (open runs are ended at exit).
+    See :meth:`tidal.Project.start_run`.
+    """
+    return get_project().start_run(experiment, **options).activate()
 
 
 def _current() -> ActiveRun:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from tidal import display
 from tidal.core.errors import TidalError
@@ -218,7 +219,7 @@ def runs_compare(
         })
         return
     headers = ["", *(f"{short_id(run.id)}\n{run.name or ''}" for run in runs)]
-    rows = [[f"[yellow]params.{k} *[/]" if k in differing else f"params.{k}",
+    rows = [[display.styled(f"params.{k} *", "yellow") if k in differing else f"params.{k}",
              *(run.params.get(k, "") for run in runs)] for k in params]
     for key in metrics:
         values = [run.metric(key) for run in runs]
@@ -317,11 +318,13 @@ def models_status(
     version: Annotated[int, typer.Argument(help="Version number.")],
     status: Annotated[str, typer.Argument(help="registered, blessed, vetoed or archived.")],
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (recorded).")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Veto or archive even while an alias points at the version.")] = False,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Change a version's status; the change is recorded in the model's history."""
-    record = _project(project).set_status(name, version, status, reason=reason)
+    record = _project(project).set_status(name, version, status, reason=reason, force=force)
     if as_json:
         display.print_json(record.to_dict())
     else:
@@ -363,9 +366,9 @@ def demo(
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _status(status: str) -> str:
+def _status(status: str) -> Text:
     colour = {"FINISHED": "green", "FAILED": "red", "KILLED": "red", "RUNNING": "cyan"}
-    return f"[{colour.get(status, 'white')}]{status}[/]"
+    return display.styled(status, colour.get(status, "white"))
 
 
 def _default_columns(runs: list[Any]) -> list[str]:
@@ -389,11 +392,11 @@ def _cell(run: Any, column: str) -> str:
     raise TidalError(f"unknown column {column!r}: use metrics.KEY, params.KEY or tags.KEY")
 
 
-def _best(value: float | None, values: list[float | None]) -> str:
+def _best(value: float | None, values: list[float | None]) -> str | Text:
     present = [v for v in values if v is not None and v == v]
     text = display.number(value)
     if value is not None and len(present) > 1 and value in (max(present),):
-        return f"[bold]{text}[/]"
+        return display.styled(text, "bold")
     return text
 
 

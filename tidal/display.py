@@ -14,8 +14,9 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console(highlight=False)
+console = Console(highlight=False, markup=False)  # messages carry user text: no markup
 errors = Console(stderr=True, highlight=False)
 
 
@@ -62,14 +63,23 @@ def _clean(value: Any) -> Any:
 
 
 def table(
-    title: str | None, columns: list[str], rows: list[list[str]], no_wrap: tuple[str, ...] = ()
+    title: str | None, columns: list[str], rows: list[list[str | Text]],
+    no_wrap: tuple[str, ...] = (),
 ) -> Table:
-    """A table; columns named in ``no_wrap`` (ids, times) are never folded."""
-    grid = Table(title=title, title_justify="left", header_style="bold",
-                 box=box.SIMPLE_HEAD, pad_edge=False)
+    """A table of plain text: user-supplied strings are never read as Rich markup (a
+    param value like ``[/tmp/x]`` must print as itself). Cells meant to be styled are
+    passed as :class:`~rich.text.Text`, e.g. from :func:`styled`. Columns named in
+    ``no_wrap`` (ids, times) are never folded."""
+    grid = Table(title=None if title is None else Text(title), title_justify="left",
+                 header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
-        grid.add_column(column, overflow="ellipsis" if column in no_wrap else "fold",
+        grid.add_column(Text(column), overflow="ellipsis" if column in no_wrap else "fold",
                         no_wrap=column in no_wrap)
     for row in rows:
-        grid.add_row(*row)
+        grid.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
     return grid
+
+
+def styled(text: str, style: str) -> Text:
+    """Plain ``text`` shown in ``style`` (no markup is interpreted in ``text``)."""
+    return Text(text, style=style)

@@ -76,6 +76,7 @@ class Project:
         """Start a run; use it as ``with project.start_run("exp") as run: ...``."""
         from tidal.run import ActiveRun
 
+        validate.check_text("run name", name, 256)
         now = self.clock.now()
         record = self.tracking.get_or_create_experiment(experiment, now)
         run_id = self.tracking.create_run(
@@ -123,6 +124,10 @@ class Project:
         """
         if (model is None) == (path is None):
             raise ValidationError("give exactly one of model= (an object) or path= (a file)")
+        validate.check_model_name(name)
+        validate.check_text("flavor", flavor, 64)
+        if alias is not None:  # checked before anything is stored or registered
+            validate.check_alias(alias)
         if model is not None:
             stored = self.artifacts.put_bytes(dump_native(model))
             flavor = flavor or NATIVE_FLAVOR
@@ -156,11 +161,12 @@ class Project:
             name, alias, now=self.clock.now(), actor=self.settings.actor, reason=reason)
 
     def set_status(
-        self, name: str, version: int, status: str, *, reason: str | None = None
+        self, name: str, version: int, status: str, *, reason: str | None = None,
+        force: bool = False,
     ) -> VersionRecord:
         return self.registry.set_status(
             name, version, status, now=self.clock.now(), actor=self.settings.actor,
-            reason=reason,
+            reason=reason, force=force,
         )
 
     def model_version(self, ref: str) -> VersionRecord:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import atexit
 import json
+import signal
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 FLUSH_POINTS = 10_000
 FLUSH_SECONDS = 5.0
+_STEP_LIMIT = validate.STEP_LIMIT
 
 _active = threading.local()
 #: runs not yet ended, held strongly so that buffered values are written at exit even if
@@ -52,6 +55,7 @@ class ActiveRun:
         self._last_flush = time.monotonic()
         self._ended = False
         _unfinished.add(self)
+        _install_process_hooks()
 
     # -- logging ---------------------------------------------------------------------------
     def log_param(self, key: str, value: Any) -> None:
@@ -92,7 +96,8 @@ class ActiveRun:
         self, metrics: Mapping[str, float], step: int | None = None,
         timestamp: float | None = None,
     ) -> None:
-        when = self.project.clock.now() if timestamp is None else float(timestamp)
+        when = self.project.clock.now() if timestamp is None else validate.timestamp_value(
+            timestamp)
         with self._lock:
             self._check_open()
             next_step = self._next_step
@@ -105,7 +110,8 @@ class ActiveRun:
                 if step is None:
                     point_step = next_step[key]
                 else:
-                    point_step = step if type(step) is int else validate.step_value(key, step)
+                    point_step = step if (type(step) is int and -_STEP_LIMIT <= step < _STEP_LIMIT
+                                          ) else validate.step_value(key, step)
                 if point_step >= next_step[key]:
                     next_step[key] = point_step + 1
                 self._metrics.append(PendingMetric(key, number, point_step, when))
@@ -149,41 +155,51 @@ class ActiveRun:
             self._last_flush = time.monotonic()
 
     def end(self, status: str = "FINISHED") -> None:
+        """Write what is buffered and end the run, in one transaction.
+
+        If that write fails, the run is still ended (as FAILED) in a second transaction,
+        so that it never stays RUNNING forever, and the error is raised.
+        """
         with self._lock:
             if self._ended:
                 return
-            # the last buffered values and the end of the run land in one transaction
-            self.project.tracking.log_batch(
-                self.id, params=self._params, metrics=self._metrics, tags=self._tags,
-                end_status=status, end_time=self.project.clock.now(),
-            )
+            now = self.project.clock.now()
+            try:
+                self.project.tracking.log_batch(
+                    self.id, params=self._params, metrics=self._metrics, tags=self._tags,
+                    end_status=status, end_time=now,
+                )
+            except Exception:
+                self._ended = True
+                _forget(self)
+                try:
+                    self.project.tracking.end_run(self.id, "FAILED", now)
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    pass
+                raise
             self._params, self._tags, self._metrics = {}, {}, []
             self._ended = True
-            _unfinished.discard(self)
+            _forget(self)
 
     def info(self) -> RunRecord:
         self.flush()
         return self.project.tracking.get_run(self.id)
 
-    def __enter__(self) -> ActiveRun:
+    def activate(self) -> ActiveRun:
+        """Make this the run that ``tidal.log_metrics`` and friends write to."""
         stack = _run_stack()
-        stack.append(self)
+        if self not in stack:
+            stack.append(self)
         return self
+
+    def __enter__(self) -> ActiveRun:
+        return self.activate()
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        stack = _run_stack()
-        if stack and stack[-1] is self:
-            stack.pop()
-        if kind is None:
-            status = "FINISHED"
-        elif issubclass(kind, KeyboardInterrupt):
-            status = "KILLED"
-        else:
-            status = "FAILED"
-        self.end(status)
+        self.end(exit_status(kind, error))
 
     def _check_open(self) -> None:
         if self._ended:
@@ -198,8 +214,22 @@ class ActiveRun:
         return f"ActiveRun(id={self.id!r}, experiment={self.experiment!r})"
 
 
+def exit_status(kind: type[BaseException] | None, error: BaseException | None) -> str:
+    """How a run that a ``with`` block (or the process) left should be recorded."""
+    if kind is None:
+        return "FINISHED"
+    if issubclass(kind, SystemExit):
+        code = getattr(error, "code", None)
+        if code in (None, 0):
+            return "FINISHED"  # sys.exit(0) is a normal end
+        return "KILLED" if code == 128 + signal.SIGTERM else "FAILED"
+    if issubclass(kind, KeyboardInterrupt):
+        return "KILLED"
+    return "FAILED"
+
+
 def active_run() -> ActiveRun | None:
-    """The innermost run started with ``with`` in this thread, if any."""
+    """The innermost active run of this thread, if any."""
     stack = _run_stack()
     return stack[-1] if stack else None
 
@@ -210,11 +240,50 @@ def _run_stack() -> list[ActiveRun]:
     return _active.stack
 
 
+def _forget(run: ActiveRun) -> None:
+    _unfinished.discard(run)
+    stack = _run_stack()
+    if run in stack:
+        stack.remove(run)
+
+
+# -- the process ending with runs still open ----------------------------------------------
+_uncaught: list[BaseException] = []
+
+
+def _install_process_hooks() -> None:
+    """Once per process: note uncaught exceptions, and turn SIGTERM into an exit.
+
+    A run left open by a crash is then ended as FAILED rather than FINISHED, and a job
+    stopped by SIGTERM (a scheduler's preemption) unwinds its ``with`` blocks and exit
+    handlers, so what it buffered is written. A SIGTERM handler the program installed
+    itself is left alone.
+    """
+    if getattr(_install_process_hooks, "done", False):
+        return
+    _install_process_hooks.done = True  # type: ignore[attr-defined]
+    previous_hook = sys.excepthook
+
+    def remember(kind, error, trace):  # type: ignore[no-untyped-def]
+        _uncaught.append(error)
+        previous_hook(kind, error, trace)
+
+    sys.excepthook = remember
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @atexit.register
 def _finish_open_runs() -> None:
-    """Runs never ended by the script keep their data: flush and mark them FINISHED."""
+    """Runs never ended by the script keep their data: write it and end them."""
+    status = "FAILED" if _uncaught else "FINISHED"
     for run in list(_unfinished):
         try:
-            run.end("FINISHED")
-        except Exception:  # noqa: BLE001 - interpreter is exiting; nothing to report to
-            pass
+            run.end(status)
+        except Exception as exc:  # noqa: BLE001 - report, then carry on with the others
+            print(f"tidal: could not end run {run.id}: {exc}", file=sys.stderr)

@@ -12,15 +12,15 @@ import hashlib
 import os
 import tempfile
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import fsspec
 from fsspec.core import url_to_fs
 
 from tidal.core.errors import IntegrityError, NotFoundError, StoreError, ValidationError
-from tidal.core.hashing import CHUNK_SIZE, is_sha256, sha256_bytes, sha256_stream
+from tidal.core.hashing import CHUNK_SIZE, is_sha256, sha256_bytes
 
 
 @dataclass(frozen=True)
@@ -43,42 +43,48 @@ class ArtifactStore:
     def put_bytes(self, data: bytes) -> StoredArtifact:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise ValidationError(f"artifact data must be bytes, got {type(data).__name__}")
-        data = bytes(data)
-        digest = sha256_bytes(data)
-        if not self.exists(digest):
-            self._write(digest, lambda handle: handle.write(data))
-        return StoredArtifact(digest, len(data))
+        return self._store([bytes(data)])
 
     def put_file(self, path: str | os.PathLike[str]) -> StoredArtifact:
+        """Store a file. It is hashed while it is copied, so the name always matches the
+        bytes stored, even if the file changes while it is being read."""
         source = Path(path)
         if not source.is_file():
             raise NotFoundError(f"no file at {source}")
         with source.open("rb") as handle:
-            digest, size = sha256_stream(handle)
-        if not self.exists(digest):
-            def copy(target: IO[bytes]) -> None:
-                with source.open("rb") as handle:
-                    while chunk := handle.read(CHUNK_SIZE):
-                        target.write(chunk)
+            return self._store(iter(lambda: handle.read(CHUNK_SIZE), b""))
 
-            self._write(digest, copy)
-        return StoredArtifact(digest, size)
+    def _store(self, chunks: Iterable[bytes]) -> StoredArtifact:
+        """Write chunks to a temporary object while hashing, then move it under its hash.
 
-    def _write(self, digest: str, fill) -> None:  # type: ignore[no-untyped-def]
-        final = self.path_of(digest)
-        temporary = f"{self.root}/tmp/{uuid.uuid4().hex}"
+        An object already stored under that hash is kept if its size is right, and
+        replaced if not (a truncated write from a crash must not poison the hash forever).
+        """
         self.fs.makedirs(f"{self.root}/tmp", exist_ok=True)
-        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        temporary = f"{self.root}/tmp/{uuid.uuid4().hex}"
+        hasher = hashlib.sha256()
+        size = 0
         try:
             with self.fs.open(temporary, "wb") as handle:
-                fill(handle)
-            if self._local:
-                os.replace(temporary, final)  # atomic: readers never see half a file
-            else:
-                self.fs.mv(temporary, final)
+                for chunk in chunks:
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    handle.write(chunk)
+                if self._local:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            digest = hasher.hexdigest()
+            final = self.path_of(digest)
+            if not (self.fs.exists(final) and self.fs.size(final) == size):
+                self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+                if self._local:
+                    os.replace(temporary, final)  # atomic: readers never see half a file
+                else:
+                    self.fs.mv(temporary, final)
         finally:
             if self.fs.exists(temporary):
                 self.fs.rm(temporary)
+        return StoredArtifact(digest, size)
 
     # -- reading -------------------------------------------------------------------------
     def exists(self, digest: str) -> bool:

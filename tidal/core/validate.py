@@ -17,6 +17,8 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-./: ]{1,250}$")
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
 MAX_PARAM_LENGTH = 6000
+#: steps are stored as 64-bit integers
+STEP_LIMIT = 2**63
 MAX_TAG_LENGTH = 8000
 
 
@@ -32,6 +34,7 @@ def check_key(kind: str, key: Any) -> str:
 
 def param_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else _plain(value)
+    _no_nul("param", key, text)
     if len(text) > MAX_PARAM_LENGTH:
         raise ValidationError(
             f"param {key!r} is {len(text)} characters long; params hold at most "
@@ -42,6 +45,7 @@ def param_value(key: str, value: Any) -> str:
 
 def tag_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else _plain(value)
+    _no_nul("tag", key, text)
     if len(text) > MAX_TAG_LENGTH:
         raise ValidationError(f"tag {key!r} is longer than {MAX_TAG_LENGTH} characters")
     return text
@@ -62,9 +66,34 @@ def metric_value(key: str, value: Any) -> float:
 
 
 def step_value(key: str, step: Any) -> int:
-    if isinstance(step, bool) or not isinstance(step, int | Real) or float(step) != int(step):
+    if (isinstance(step, bool) or not isinstance(step, int | Real)
+            or not math.isfinite(step) or float(step) != int(step)):
         raise ValidationError(f"metric {key!r}: step must be an integer, got {step!r}")
+    if not -STEP_LIMIT <= int(step) < STEP_LIMIT:
+        raise ValidationError(f"metric {key!r}: step {step} does not fit in 64 bits")
     return int(step)
+
+
+def timestamp_value(timestamp: Any) -> float:
+    """Epoch seconds, finite."""
+    if isinstance(timestamp, bool) or not isinstance(timestamp, Real) or not math.isfinite(
+            timestamp):
+        raise ValidationError(f"timestamp must be finite epoch seconds, got {timestamp!r}")
+    return float(timestamp)
+
+
+def check_text(what: str, value: Any, limit: int, optional: bool = True) -> str | None:
+    """A short free-text field (a run name, a flavor): a string within ``limit``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit or "\x00" in value:
+        raise ValidationError(f"invalid {what} {value!r}: 1-{limit} characters, no NUL")
+    return value
+
+
+def _no_nul(kind: str, key: str, text: str) -> None:
+    if "\x00" in text:
+        raise ValidationError(f"{kind} {key!r} contains a NUL character, which cannot be stored")
 
 
 def numeric_or_none(text: str) -> float | None:

@@ -8,6 +8,7 @@ which version was champion when, who moved it, and why.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -60,12 +61,19 @@ class RegistryRepository:
                                   f"{artifact_sha256!r}")
         if dataset_hash is not None and not is_sha256(dataset_hash):
             raise ValidationError(f"dataset_hash must be a sha256 hex digest, got {dataset_hash!r}")
-        model_id = self._ensure_model(name, now)
+        metrics = json_safe(metrics, "metrics")
+        signature = json_safe(signature, "signature")
 
         def write(session: Session) -> str:
-            session.scalar(
-                select(RegisteredModel.id).where(RegisteredModel.id == model_id).with_for_update()
+            # the model row is created in the same transaction as its first version, so a
+            # failed registration leaves no empty model behind
+            model_id = session.scalar(
+                select(RegisteredModel.id).where(RegisteredModel.name == name).with_for_update()
             )
+            if model_id is None:
+                model_id = new_id(now)
+                session.add(RegisteredModel(id=model_id, name=name, created_at=now))
+                session.flush()
             if run_id is not None and session.get(Run, run_id) is None:
                 raise NotFoundError(f"no run with id {run_id!r} to link the model version to")
             number = (session.scalar(
@@ -87,7 +95,10 @@ class RegistryRepository:
             )
             return version_id
 
-        version_id = self.db.transact(write)
+        try:
+            version_id = self.db.transact(write)
+        except IntegrityError:  # another process created the model first: now it exists
+            version_id = self.db.transact(write)
         with self.db.read() as session:
             return self._version_record(session, session.get(ModelVersion, version_id))
 
@@ -155,8 +166,10 @@ class RegistryRepository:
 
     def set_status(
         self, name: str, version: int, status: str, *, now: float, actor: str | None,
-        reason: str | None = None,
+        reason: str | None = None, force: bool = False,
     ) -> VersionRecord:
+        """Change a version's status. Vetoing or archiving a version that an alias still
+        points at is refused unless forced: the alias would keep serving it."""
         if status not in STATUSES:
             raise ValidationError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
 
@@ -165,6 +178,15 @@ class RegistryRepository:
             row = self._version_row(session, model, version)
             if row.status == status:
                 return row.id
+            if status in UNSERVABLE and not force:
+                aliases = list(session.scalars(
+                    select(ModelAlias.alias).where(ModelAlias.version_id == row.id)))
+                if aliases:
+                    pointing = ", ".join(f"@{a}" for a in sorted(aliases))
+                    raise ConflictError(
+                        f"{name}:{version} is still {pointing}; move or remove the alias "
+                        f"first, or force it (--force) to mark it {status} anyway"
+                    )
             previous, row.status = row.status, status
             record_event(
                 session, at=now, kind="status_changed", entity_type="model",
@@ -231,28 +253,6 @@ class RegistryRepository:
         return list_events(self.db, entity_type="model", entity_id=model_id, limit=100_000)
 
     # -- helpers --------------------------------------------------------------------------
-    def _ensure_model(self, name: str, now: float) -> str:
-        with self.db.read() as session:
-            found = session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name))
-        if found is not None:
-            return found
-
-        def create(session: Session) -> str:
-            existing = session.scalar(
-                select(RegisteredModel.id).where(RegisteredModel.name == name))
-            if existing is not None:
-                return existing
-            model_id = new_id(now)
-            session.add(RegisteredModel(id=model_id, name=name, created_at=now))
-            return model_id
-
-        try:
-            return self.db.transact(create)
-        except IntegrityError:  # another process created it first
-            with self.db.read() as session:
-                return session.scalar(
-                    select(RegisteredModel.id).where(RegisteredModel.name == name))  # type: ignore[return-value]
-
     @staticmethod
     def _model(session: Session, name: str, lock: bool = False) -> RegisteredModel:
         query = select(RegisteredModel).where(RegisteredModel.name == name)
@@ -287,6 +287,27 @@ class RegistryRepository:
             description=row.description, actor=row.actor, created_at=row.created_at,
             aliases=aliases,
         )
+
+
+def json_safe(value: Any, what: str) -> Any:
+    """Make metrics and signatures storable as JSON on every backend.
+
+    PostgreSQL's JSONB refuses NaN and infinities (SQLite takes them), and numpy scalars
+    are not JSON at all, so non-finite numbers become the strings "nan", "inf", "-inf"
+    and numpy scalars become Python numbers. Anything else that is not JSON is refused.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(key): json_safe(item, what) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item, what) for item in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return json_safe(value.item(), what)
+    raise ValidationError(f"{what} must hold JSON values (numbers, strings, lists, dicts); "
+                          f"got {type(value).__name__}: {value!r}")
 
 
 def parse_ref(ref: str) -> tuple[str, int | None, str | None]:

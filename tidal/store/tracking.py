@@ -16,7 +16,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
@@ -309,9 +309,7 @@ def _insert_params(session: Session, run_id: str, rows: list[dict[str, Any]]) ->
     """Insert new params; a key already logged must keep its value (params are facts)."""
     keys = [row["key"] for row in rows]
     existing = dict(
-        session.connection().execute(
-            select(Param.key, Param.value).where(Param.run_id == run_id, Param.key.in_(keys))
-        ).all()
+        session.connection().execute(_PARAMS_OF_RUN, {"run": run_id, "keys": keys}).all()
     )
     for row in rows:
         old = existing.get(row["key"])
@@ -326,8 +324,7 @@ def _insert_params(session: Session, run_id: str, rows: list[dict[str, Any]]) ->
 
 def _end(session: Session, run_id: str, status: str, now: float | None) -> None:
     result = session.connection().execute(
-        update(Run).where(Run.id == run_id).values(status=status, end_time=now)
-    )
+        _END_RUN, {"run": run_id, "new_status": status, "ended": now})
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotFoundError(f"no run with id {run_id!r}")
 
@@ -384,6 +381,11 @@ def _storable(value: float) -> float | None:
 
 _NAN = float("nan")
 _FIRST = itemgetter(0)
+# statements of the write path, built once (building them per call cost more than running)
+_PARAMS_OF_RUN = select(Param.key, Param.value).where(
+    Param.run_id == bindparam("run"), Param.key.in_(bindparam("keys", expanding=True)))
+_END_RUN = update(Run).where(Run.id == bindparam("run")).values(
+    status=bindparam("new_status"), end_time=bindparam("ended"))
 
 
 @functools.lru_cache(maxsize=256)
