@@ -36,10 +36,18 @@ ProjectOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _project(path: Path | None):  # -> Project
+def _project(path: Path | None, create: bool = False):  # -> Project
+    """Open the project; commands that only read refuse to create a store out of nothing
+    (a mistyped --project would otherwise get an empty store and report "0 runs")."""
     from tidal.project import Project
 
-    return Project(path)
+    handle = Project(path)
+    if not create and not handle.store_exists():
+        raise TidalError(
+            f"no Tidal store for {handle.settings.project_dir} (looked for "
+            f"{handle.settings.store_url}); run `tidal init` there, or pass --project"
+        )
+    return handle
 
 
 # -- project and store -------------------------------------------------------------------
@@ -50,6 +58,7 @@ def init(
 ) -> None:
     """Create tidal.toml and the metadata store in a project folder."""
     from tidal.core.config import CONFIG_FILE, DEFAULT_ARTIFACT_ROOT, DEFAULT_STORE_URL
+    from tidal.store.database import redact
     from tidal.store.migrate import upgrade
 
     folder = (project or Path.cwd()).resolve()
@@ -64,15 +73,15 @@ def init(
             "[artifacts]\n"
             f'root = "{DEFAULT_ARTIFACT_ROOT}"  # or any fsspec URL, e.g. "s3://bucket/tidal"\n'
         )
-    handle = _project(folder)
+    handle = _project(folder, create=True)
     before, after = upgrade(handle.db)
     result = {"project_dir": str(folder), "config": str(config), "created": created,
-              "store_url": handle.settings.store_url, "schema": after}
+              "store_url": redact(handle.settings.store_url), "schema": after}
     if as_json:
         display.print_json(result)
     else:
         verb = "Created" if created else "Found"
-        display.console.print(f"{verb} {config}\nStore: {handle.settings.store_url} "
+        display.console.print(f"{verb} {config}\nStore: {result['store_url']} "
                               f"(schema {after})")
 
 
@@ -82,7 +91,7 @@ def db_upgrade(project: ProjectOption = None, as_json: JsonOption = False) -> No
     from tidal.store.database import redact
     from tidal.store.migrate import upgrade
 
-    handle = _project(project)
+    handle = _project(project, create=True)
     before, after = upgrade(handle.db)
     result = {"store_url": redact(handle.settings.store_url), "from": before, "to": after}
     if as_json:
@@ -360,7 +369,7 @@ def demo(
     """Train a model on the first 365 days of Elec2, track it, register it as champion."""
     from tidal.demo import run_demo
 
-    result = run_demo(_project(project), data, quiet=as_json)
+    result = run_demo(_project(project, create=True), data, quiet=as_json)
     if as_json:
         display.print_json(result)
 

@@ -19,6 +19,7 @@ from tidal.core.errors import NotFoundError, TidalError
 from tidal.core.ids import short_id
 from tidal.project import Project
 from tidal.runtime.signature import signature_from_frame
+from tidal.store.database import redact
 
 MODEL_NAME = "elec2"
 EXPERIMENT = "elec2"
@@ -111,7 +112,7 @@ def run_demo(project: Project, data_dir: Path | None = None, quiet: bool = False
     summary = {"run_id": run.id, "model": MODEL_NAME, "version": version.version,
                "aliases": version.aliases, "artifact_sha256": version.artifact_sha256,
                "dataset_sha256": dataset_hash, "metrics": scores,
-               "store_url": project.settings.store_url}
+               "store_url": redact(project.settings.store_url)}
     console.print(
         f"[green]✓[/] run {short_id(run.id)}: accuracy {scores['accuracy']:.3f} "
         f"(majority baseline {majority:.3f}), ROC AUC {scores['roc_auc']:.3f}\n"

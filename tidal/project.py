@@ -58,6 +58,15 @@ class Project:
     def registry(self) -> RegistryRepository:
         return RegistryRepository(self.db)
 
+    def store_exists(self) -> bool:
+        """False only when the store is a SQLite file that has not been created yet."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.settings.store_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return True
+        return Path(url.database).exists()
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()

@@ -94,3 +94,22 @@ def test_runs_refuse_bad_artifact_names(sqlite_project):
         with pytest.raises(ValidationError):
             run.log_bytes(b"x", "../../outside.txt")
     assert sqlite_project.get_run(run.id).artifacts == []
+
+
+def test_a_truncated_object_is_repaired_by_storing_the_bytes_again(tmp_path: Path):
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    stored = store.put_bytes(b"a complete model")
+    Path(store.path_of(stored.sha256)).write_bytes(b"a comp")  # a crash mid-write
+    with pytest.raises(IntegrityError):
+        store.get_bytes(stored.sha256)
+    store.put_bytes(b"a complete model")
+    assert store.get_bytes(stored.sha256) == b"a complete model"
+
+
+def test_the_stored_name_always_matches_the_stored_bytes(tmp_path: Path):
+    store = ArtifactStore(str(tmp_path / "artifacts"))
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"v1" * 1000)
+    stored = store.put_file(source)
+    assert hashlib.sha256(store.get_bytes(stored.sha256)).hexdigest() == stored.sha256
+    assert list((tmp_path / "artifacts" / "tmp").iterdir()) == []  # no temporaries left

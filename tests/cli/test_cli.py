@@ -115,3 +115,25 @@ def test_an_unreachable_store_is_reported(tmp_path: Path):
     assert result.returncode == 6
     assert "cannot reach the metadata store" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_user_text_is_printed_literally_not_as_markup(tmp_path: Path):
+    project = Project(tmp_path)
+    with project.start_run("exp", params={"path": "[/tmp/x]", "note": "[wip] [bold]x"}) as run:
+        pass
+    project.close()
+    out = tidal(tmp_path, "runs", "show", run.id).stdout
+    assert "[/tmp/x]" in out and "[wip] [bold]x" in out
+
+
+def test_read_commands_do_not_create_a_store_where_there_is_none(tmp_path: Path):
+    result = tidal(tmp_path / "typo", "runs", "list", check=False)
+    assert result.returncode == 1
+    assert "no Tidal store" in result.stderr and "tidal init" in result.stderr
+    assert not (tmp_path / "typo" / ".tidal").exists()
+
+
+def test_passwords_are_not_printed(tmp_path: Path):
+    from tidal.store.database import redact
+
+    assert redact("postgresql+psycopg://me:s3cret@db/x") == "postgresql+psycopg://me:***@db/x"

@@ -46,3 +46,30 @@ def test_code_info_sees_commits_and_uncommitted_changes(tmp_path: Path):
     clean = tmp_path / "clean"
     clean.mkdir()
     assert code_info(str(clean / "missing")).git_commit is None
+
+
+def test_code_info_hashes_untracked_contents_and_odd_bytes(tmp_path: Path):
+    import time
+
+    from tidal.core import codeinfo
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "data.csv").write_bytes(b"caf\xe9\n")  # Latin-1, not UTF-8
+    git("add", "data.csv")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "x")
+    (tmp_path / "data.csv").write_bytes(b"caf\xe9 au lait\n")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    first = codeinfo._describe(str(tmp_path))
+    (tmp_path / "train.py").write_text("print(2)\n")  # an untracked file edited
+    second = codeinfo._describe(str(tmp_path))
+    assert first.git_dirty_hash and second.git_dirty_hash
+    assert first.git_dirty_hash != second.git_dirty_hash
+    assert codeinfo.UNKNOWN not in (first.git_dirty_hash, second.git_dirty_hash)
+    # the cache answers repeated calls but not for long
+    codeinfo.code_info(str(tmp_path))
+    time.sleep(codeinfo.CACHE_SECONDS + 0.1)
+    (tmp_path / "train.py").write_text("print(3)\n")
+    assert codeinfo.code_info(str(tmp_path)).git_dirty_hash != second.git_dirty_hash

@@ -35,3 +35,22 @@ def test_migrations_and_models_agree(store_url):
 def test_first_use_creates_the_schema(project):
     assert project.tracking.count_runs() == 0
     assert migrate.current_revision(project.db) == migrate.head_revision()
+
+
+def test_a_store_from_a_newer_tidal_is_refused_clearly(store_url):
+    import pytest
+    from sqlalchemy import text
+
+    from tidal.core.errors import StoreError
+
+    db = Database(store_url)
+    migrate.upgrade(db)
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    fresh = Database(store_url)
+    with pytest.raises(StoreError, match="newer than this Tidal knows"):
+        fresh.ensure_schema()
+    with pytest.raises(StoreError, match="upgrade tidal-ml"):
+        migrate.upgrade(fresh)
+    db.dispose()
+    fresh.dispose()

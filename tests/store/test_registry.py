@@ -110,3 +110,31 @@ def test_latest_is_not_an_alias(project):
     register(project)
     with pytest.raises(ValidationError, match="reserved"):
         project.set_alias("churn", "latest", 1)
+
+
+def test_vetoing_a_version_an_alias_serves_needs_force(project):
+    register(project, alias="champion")
+    with pytest.raises(ConflictError, match="still @champion"):
+        project.set_status("churn", 1, "vetoed", reason="bad on holidays")
+    assert project.model_version("churn:1").status == "registered"
+    forced = project.set_status("churn", 1, "vetoed", reason="known", force=True)
+    assert forced.status == "vetoed"
+    project.set_status("churn", 1, "blessed")  # statuses that serve need no force
+
+
+def test_non_finite_and_numpy_metrics_register_on_every_backend(project):
+    import numpy as np
+
+    version = register(project, metrics={"f1": float("nan"), "auc": np.float32(0.75),
+                                         "n": np.int64(3), "per_slice": {"a": float("inf")}})
+    assert version.metrics == {"f1": "nan", "auc": 0.75, "n": 3, "per_slice": {"a": "inf"}}
+    with pytest.raises(ValidationError, match="JSON values"):
+        register(project, metrics={"model": object()})
+
+
+def test_a_failed_registration_leaves_nothing_behind(project):
+    with pytest.raises(ValidationError, match="invalid alias"):
+        register(project, alias="Champion")
+    with pytest.raises(NotFoundError):
+        register(project, run_id="0" * 32)
+    assert project.list_models() == []

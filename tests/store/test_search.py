@@ -146,3 +146,32 @@ def test_every_result_carries_its_own_params_metrics_and_tags(project, clock):
         assert record.params == params
         assert {k: p.value for k, p in record.metrics.items()} == pytest.approx(metrics)
         assert record.tags == tags
+
+
+def test_like_is_case_sensitive_and_can_match_wildcards_literally(project):
+    for name in ("Elec-1", "elec-2", "elec_3", "elecX3"):
+        with project.start_run("like", name=name):
+            pass
+    assert set(names(project, "name like 'elec%'")) == {"elec-2", "elec_3", "elecX3"}
+    assert set(names(project, "name ilike 'ELEC-%'")) == {"Elec-1", "elec-2"}
+    assert names(project, r"name like 'elec\_%'") == ["elec_3"]
+
+
+def test_true_and_false_match_logged_booleans(project):
+    with project.start_run("bools", params={"early_stopping": True}, tags={"ok": False}):
+        pass
+    assert len(names(project, "params.early_stopping = true")) == 1
+    assert len(names(project, "tags.ok = false and params.early_stopping != false")) == 1
+
+
+def test_keys_with_digit_led_parts(project):
+    with project.start_run("keys") as run:
+        run.log_metrics({"layer.1.loss": 0.2, "1st": 3.0})
+    assert len(names(project, "metrics.layer.1.loss < 0.5 and metrics.1st = 3")) == 1
+
+
+def test_deep_nesting_is_a_syntax_error_not_a_crash(project):
+    with pytest.raises(FilterSyntaxError, match="nests deeper"):
+        project.search_runs("(" * 2000 + "status = 'x'" + ")" * 2000)
+    with pytest.raises(FilterSyntaxError, match="nests deeper"):
+        project.search_runs("not " * 2000 + "status = 'x'")

@@ -1,4 +1,4 @@
-"""The run-search filter language: parsed into a small tree, never pasted into SQL.
+r"""The run-search filter language: parsed into a small tree, never pasted into SQL.
 
 Examples::
 
@@ -7,6 +7,10 @@ Examples::
     params.max_depth >= 6 and not metrics.`val loss` > 0.3
     name like 'elec2-%' and metrics.auc is not null
     params.model in ('hgb', 'logreg')
+
+``like`` is case-sensitive (``ilike`` is not); ``%`` and ``_`` are wildcards and a
+backslash makes them literal (``'run\_%'``). ``true`` and ``false`` match logged
+booleans whatever their case.
 
 A field is ``metrics.KEY``, ``params.KEY``, ``tags.KEY`` or a run attribute (``status``,
 ``name``, ``run_id``, ``experiment``, ``actor``, ``git_commit``, ``start_time``,
@@ -43,9 +47,15 @@ ATTRIBUTES: dict[str, str] = {
 COMPARISONS = {"=", "!=", "<", "<=", ">", ">="}
 KEYWORDS = {"and", "or", "not", "in", "like", "ilike", "is", "null", "asc", "desc"}
 
+#: ``prefix.key`` as one token, so keys may hold dots and digit-led parts (layer.1.loss)
+_FIELD = (
+    r"(?i:metrics|metric|params|param|tags|tag|attributes|attribute|attr)\."
+    r"(?:`[^`]*`|\"(?:[^\"\\]|\\.|\"\")*\"|[A-Za-z0-9_\-/:]+(?:\.[A-Za-z0-9_\-/:]+)*)"
+)
 _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
+  | (?P<field>""" + _FIELD + r""")
   | (?P<number>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![A-Za-z_]))
   | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
   | (?P<quoted>`[^`]*`)
@@ -55,6 +65,8 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
+#: deeper nesting than this is refused (and would exhaust Python's stack long before SQL)
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -148,6 +160,7 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
 
     # -- token helpers -------------------------------------------------------------
     def peek(self) -> Token:
@@ -192,19 +205,35 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def negation(self) -> Node:
-        if self.peek_word("not"):
-            self.next()
-            return Not(self.negation())
-        token = self.peek()
-        if token.kind == "punct" and token.text == "(":
-            self.next()
-            node = self.expression()
-            self.expect_punct(")")
-            return node
-        return self.comparison()
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"the filter nests deeper than {MAX_DEPTH} levels")
+        try:
+            if self.peek_word("not"):
+                self.next()
+                return Not(self.negation())
+            token = self.peek()
+            if token.kind == "punct" and token.text == "(":
+                self.next()
+                node = self.expression()
+                self.expect_punct(")")
+                return node
+            return self.comparison()
+        finally:
+            self.depth -= 1
 
     def field(self) -> Field:
         token = self.next()
+        if token.kind == "field":
+            prefix, _, key = token.text.partition(".")
+            if key.startswith("`"):
+                key = key[1:-1]
+            elif key.startswith('"'):
+                key = _unquote(key)
+            if not key:
+                raise self.fail("empty key name", token)
+            kind = PREFIXES[prefix.lower()]
+            return self.attribute(key, token) if kind == "attribute" else Field(kind, key)
         if token.kind == "word" and token.text.lower() in PREFIXES:
             dot = self.peek()
             if dot.kind == "punct" and dot.text == ".":
@@ -297,6 +326,9 @@ class _Parser:
 
 
 def _unquote(text: str) -> str:
+    """Strip the quotes; a doubled quote or a backslash-escaped quote or backslash stands
+    for itself. Other backslashes are kept, so that ``like 'a\\_b'`` can match a
+    literal underscore."""
     quote = text[0]
     body = text[1:-1].replace(quote * 2, quote)
-    return re.sub(r"\\(.)", r"\1", body)
+    return re.sub(r"\\(['\"\\])", r"\1", body)

@@ -15,7 +15,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
-from .database import WRITE_OPTION, Database, store_errors
+from tidal.core.errors import StoreError
+
+from .database import WRITE_OPTION, Database, redact, store_errors
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: arbitrary constant key for pg_advisory_xact_lock: "tidal" in ASCII
@@ -42,6 +44,7 @@ def current_revision(db: Database) -> str | None:
 
 def upgrade(db: Database, target: str = "head") -> tuple[str | None, str]:
     """Migrate to ``target``; returns (revision before, revision after)."""
+    check_known(current_revision(db), db)
     config = alembic_config()
     with store_errors(db.url), db.engine.connect().execution_options(
         **{WRITE_OPTION: True}
@@ -56,8 +59,24 @@ def upgrade(db: Database, target: str = "head") -> tuple[str | None, str]:
 
 
 def upgrade_if_needed(db: Database) -> None:
-    if current_revision(db) != head_revision():
-        upgrade(db)
+    current = current_revision(db)
+    if current == head_revision():
+        return
+    check_known(current, db)
+    upgrade(db)
+
+
+def check_known(revision: str | None, db: Database) -> None:
+    """Refuse a store whose schema was migrated by a newer Tidal than this one."""
+    if revision is None:
+        return
+    known = {script.revision for script in ScriptDirectory.from_config(
+        alembic_config()).walk_revisions()}
+    if revision not in known:
+        raise StoreError(
+            f"the store at {redact(db.url)} has schema revision {revision!r}, newer than "
+            f"this Tidal knows (up to {head_revision()!r}); upgrade tidal-ml to use it"
+        )
 
 
 def _lock(connection: Connection) -> None:

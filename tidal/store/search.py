@@ -104,9 +104,12 @@ def _compare(column: Any, node: Comparison) -> ColumnElement[bool]:
     if op == "in":
         return column.in_(list(value))  # type: ignore[arg-type]
     if op == "like":
-        return column.like(value)
+        return column.like(value, escape="\\")
     if op == "ilike":
-        return func.lower(column).like(func.lower(value))
+        return func.lower(column).like(func.lower(value), escape="\\")
+    if isinstance(value, str) and value.lower() in ("true", "false") and op in ("=", "!="):
+        # Python logs booleans as True/False; filters usually say true/false
+        column, value = func.lower(column), value.lower()
     return {
         "=": column == value, "!=": column != value, "<": column < value,
         "<=": column <= value, ">": column > value, ">=": column >= value,
