@@ -1,9 +1,9 @@
 """Bulk reads for many runs at once, straight through the database driver.
 
-Search results are hydrated with one query per table (params, latest metrics, tags)
-restricted to the runs on the page. Through SQLAlchemy those reads spend more time
-building ``Row`` objects and coercing a long ``IN`` list than the database spends
-answering, which matters for the "search 10,000 runs in under 50 ms" target. Here each
+Search results are loaded with one query for the runs on the page (their summaries hold
+params, metrics and tags; see :mod:`tidal.store.summary`) and, for a single run, one for
+its artifacts. Through SQLAlchemy those reads spent more time building ``Row`` objects
+and coercing a long ``IN`` list than the database spent answering. Here each
 statement is a constant; the run ids travel as one bound parameter (a JSON array for
 SQLite's ``json_each``, an array for PostgreSQL's ``unnest``), and the driver's plain
 tuples come back.
@@ -40,17 +40,10 @@ def fetch_for_runs(
 
 RUNS = (
     "SELECT r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, "
-    "r.actor, r.source, r.git_commit, r.git_dirty_hash, r.python_version, r.packages "
+    "r.actor, r.source, r.git_commit, r.git_dirty_hash, r.python_version, r.packages, "
+    "r.summary "
     "FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE r.id IN {ids}"
 )
-# ordered by run so that callers can group rows per run (free on SQLite: it is the order of
-# the primary key the lookup walks)
-PARAMS = "SELECT run_id, key, value FROM params WHERE run_id IN {ids} ORDER BY run_id"
-LATEST_METRICS = (
-    "SELECT run_id, key, value, step, timestamp FROM latest_metrics WHERE run_id IN {ids} "
-    "ORDER BY run_id"
-)
-TAGS = "SELECT run_id, key, value FROM tags WHERE run_id IN {ids} ORDER BY run_id"
 ARTIFACTS = (
     "SELECT run_id, name, sha256, size, created_at FROM run_artifacts "
     "WHERE run_id IN {ids} ORDER BY name"

@@ -55,13 +55,17 @@ class Experiment(Base):
 
 class Run(Base):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_experiment_start", "experiment_id", "start_time"),)
+    # both indexes end in id, so the id-only search query never reads the (wide) rows
+    __table_args__ = (
+        Index("ix_runs_experiment_start", "experiment_id", "start_time", "id"),
+        Index("ix_runs_start", "start_time", "id"),
+    )
 
     id: Mapped[str] = mapped_column(Id, primary_key=True)
     experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(16), index=True)
-    start_time: Mapped[float] = mapped_column(Double, index=True)
+    start_time: Mapped[float] = mapped_column(Double)
     end_time: Mapped[float | None] = mapped_column(Double)
     actor: Mapped[str | None] = mapped_column(String(256))
     source: Mapped[str | None] = mapped_column(String(1024))
@@ -69,6 +73,9 @@ class Run(Base):
     git_dirty_hash: Mapped[str | None] = mapped_column(Sha256)
     python_version: Mapped[str | None] = mapped_column(String(32))
     packages: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    #: params, latest metrics and tags as JSON text, kept in step with their rows so a
+    #: page of search results loads in one read (see tidal.store.summary)
+    summary: Mapped[str | None] = mapped_column(Text)
 
 
 class Param(Base):

@@ -1,7 +1,9 @@
-"""Plain, immutable views of stored records, returned by the repositories.
+"""Plain views of stored records, returned by the repositories.
 
-They are detached from any database session, cheap to build, and turn into JSON with
-``to_dict()`` for the CLI's ``--json`` output and, later, the HTTP API.
+They are detached snapshots: changing one changes nothing in the store. They are slotted
+but not frozen, because a search builds hundreds of them and a frozen dataclass pays an
+``object.__setattr__`` per field. They turn into JSON with ``to_dict()`` for the CLI's
+``--json`` output and, later, the HTTP API.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class ArtifactRecord:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RunRecord:
     id: str
     experiment_id: str

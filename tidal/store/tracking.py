@@ -12,8 +12,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
-from itertools import groupby
-from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
@@ -33,6 +31,7 @@ from .filters import parse_filter, parse_order_by
 from .models import Experiment, LatestMetric, Metric, Param, Run, RunArtifact, Tag
 from .records import ArtifactRecord, ExperimentRecord, MetricPoint, RunRecord
 from .search import RUN_STATUSES, apply_order, where_clause
+from .summary import Summary
 from .upsert import insert_rows, upsert
 
 MAX_SEARCH_RESULTS = 50_000
@@ -112,6 +111,10 @@ class TrackingRepository:
             "packages": code.packages if code else None,
         }
 
+        summary = Summary(params={r["key"]: r["value"] for r in param_rows},
+                          tags={r["key"]: r["value"] for r in tag_rows})
+        row["summary"] = summary.encode()
+
         def create(session: Session) -> str:
             insert_rows(session, Run, [row])
             insert_rows(session, Param, param_rows)
@@ -145,12 +148,26 @@ class TrackingRepository:
         latest_rows = _latest_rows(run_id, metrics)
 
         def write(session: Session) -> None:
-            if end_status is not None:
-                _end(session, run_id, end_status, end_time)
-            elif not (param_rows or metric_rows or tag_rows):
+            if end_status is None and not (param_rows or metric_rows or tag_rows):
                 return
-            if param_rows:
-                _insert_params(session, run_id, param_rows)
+            connection = session.connection()
+            found = connection.execute(_SUMMARY_OF_RUN, {"run": run_id}).first()
+            if found is None:
+                raise NotFoundError(f"no run with id {run_id!r}")
+            summary = Summary.decode(found[0])
+            fresh_params = _new_params(run_id, summary.params, param_rows)
+            summary.params.update({r["key"]: r["value"] for r in fresh_params})
+            summary.tags.update({r["key"]: r["value"] for r in tag_rows})
+            for point in latest_rows:
+                summary.add_metric(point["key"], _loaded(point["value"]), point["step"],
+                                   point["timestamp"])
+            values = {"run": run_id, "summary": summary.encode()}
+            if end_status is None:
+                connection.execute(_SET_SUMMARY, values)
+            else:
+                connection.execute(
+                    _END_WITH_SUMMARY, {**values, "new_status": end_status, "ended": end_time})
+            insert_rows(session, Param, fresh_params)
             if metric_rows:
                 _insert_points(session, metric_rows)
                 upsert(
@@ -239,23 +256,6 @@ class TrackingRepository:
             return []
         connection = session.connection()
         runs = {row[0]: row for row in fetch_for_runs(connection, bulk.RUNS, run_ids)}
-        # rows come back grouped by run (the tables' keys start with run_id)
-        params: dict[str, dict[str, str]] = {i: {} for i in runs}
-        for run_id, rows in groupby(fetch_for_runs(connection, bulk.PARAMS, run_ids), _FIRST):
-            params[run_id] = {row[1]: row[2] for row in rows}
-        metrics: dict[str, dict[str, MetricPoint]] = {i: {} for i in runs}
-        make_point = MetricPoint._make  # tuple.__new__: cheapest way to build thousands
-        for run_id, rows in groupby(
-            fetch_for_runs(connection, bulk.LATEST_METRICS, run_ids), _FIRST
-        ):
-            metrics[run_id] = {
-                row[1]: make_point(row[1:]) if row[2] is not None
-                else MetricPoint(row[1], _NAN, row[3], row[4])
-                for row in rows
-            }
-        tags: dict[str, dict[str, str]] = {i: {} for i in runs}
-        for run_id, rows in groupby(fetch_for_runs(connection, bulk.TAGS, run_ids), _FIRST):
-            tags[run_id] = {row[1]: row[2] for row in rows}
         files: dict[str, list[ArtifactRecord]] = {i: [] for i in runs}
         if artifacts:
             for run_id, *artifact in fetch_for_runs(connection, bulk.ARTIFACTS, run_ids):
@@ -265,16 +265,17 @@ class TrackingRepository:
             if run_id not in runs:
                 continue
             (_, experiment_id, experiment, name, status, start_time, end_time, actor, source,
-             git_commit, git_dirty_hash, python_version, packages) = runs[run_id]
+             git_commit, git_dirty_hash, python_version, packages, summary_text) = runs[run_id]
             if isinstance(packages, str):  # SQLite hands JSON back as text
                 packages = dict(_decode_packages(packages))  # a copy per record
+            summary = Summary.decode(summary_text)
             records.append(
                 RunRecord(
                     id=run_id, experiment_id=experiment_id, experiment=experiment, name=name,
                     status=status, start_time=start_time, end_time=end_time, actor=actor,
                     source=source, git_commit=git_commit, git_dirty_hash=git_dirty_hash,
                     python_version=python_version, packages=packages or {},
-                    params=params[run_id], metrics=metrics[run_id], tags=tags[run_id],
+                    params=summary.params, metrics=summary.metric_points(), tags=summary.tags,
                     artifacts=files[run_id],
                 )
             )
@@ -305,21 +306,23 @@ def _tag_rows(run_id: str, tags: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _insert_params(session: Session, run_id: str, rows: list[dict[str, Any]]) -> None:
-    """Insert new params; a key already logged must keep its value (params are facts)."""
-    keys = [row["key"] for row in rows]
-    existing = dict(
-        session.connection().execute(_PARAMS_OF_RUN, {"run": run_id, "keys": keys}).all()
-    )
+def _new_params(
+    run_id: str, logged: dict[str, str], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows not logged yet; a key already logged must keep its value (params are
+    facts about what ran)."""
+    fresh = []
     for row in rows:
-        old = existing.get(row["key"])
-        if old is not None and old != row["value"]:
+        old = logged.get(row["key"])
+        if old is None:
+            fresh.append(row)
+        elif old != row["value"]:
             raise ConflictError(
                 f"param {row['key']!r} of run {run_id} is already {old!r}; params are "
                 f"write-once, so it cannot become {row['value']!r} (start a new run, or "
                 "log the changing value as a metric or tag)"
             )
-    insert_rows(session, Param, [row for row in rows if row["key"] not in existing])
+    return fresh
 
 
 def _end(session: Session, run_id: str, status: str, now: float | None) -> None:
@@ -380,10 +383,13 @@ def _storable(value: float) -> float | None:
 
 
 _NAN = float("nan")
-_FIRST = itemgetter(0)
 # statements of the write path, built once (building them per call cost more than running)
-_PARAMS_OF_RUN = select(Param.key, Param.value).where(
-    Param.run_id == bindparam("run"), Param.key.in_(bindparam("keys", expanding=True)))
+# the summary is read under the write lock (BEGIN IMMEDIATE on SQLite, FOR UPDATE here)
+_SUMMARY_OF_RUN = select(Run.summary).where(Run.id == bindparam("run")).with_for_update()
+_SET_SUMMARY = update(Run).where(Run.id == bindparam("run")).values(
+    summary=bindparam("summary"))
+_END_WITH_SUMMARY = update(Run).where(Run.id == bindparam("run")).values(
+    summary=bindparam("summary"), status=bindparam("new_status"), end_time=bindparam("ended"))
 _END_RUN = update(Run).where(Run.id == bindparam("run")).values(
     status=bindparam("new_status"), end_time=bindparam("ended"))
 

@@ -80,6 +80,7 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=True,
         ),
+        sa.Column("summary", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["experiment_id"],
             ["experiments.id"],
@@ -90,9 +91,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_runs_experiment_start", ["experiment_id", "start_time"], unique=False
+            "ix_runs_experiment_start", ["experiment_id", "start_time", "id"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_runs_start_time"), ["start_time"], unique=False)
+        batch_op.create_index("ix_runs_start", ["start_time", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_runs_status"), ["status"], unique=False)
 
     op.create_table(
@@ -260,7 +261,7 @@ def downgrade() -> None:
     op.drop_table("latest_metrics")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_runs_status"))
-        batch_op.drop_index(batch_op.f("ix_runs_start_time"))
+        batch_op.drop_index("ix_runs_start")
         batch_op.drop_index("ix_runs_experiment_start")
 
     op.drop_table("runs")
