@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -45,12 +44,3 @@ class ManualClock:
         with self._lock:
             self._now += seconds
             return self._now
-
-
-def to_datetime(epoch_seconds: float) -> datetime:
-    """Epoch seconds → aware UTC datetime."""
-    return datetime.fromtimestamp(epoch_seconds, tz=UTC)
-
-
-def to_millis(epoch_seconds: float) -> int:
-    return int(round(epoch_seconds * 1000))

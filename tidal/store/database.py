@@ -52,10 +52,6 @@ class Database:
         self._schema_lock = threading.Lock()
         self._schema_ready = False
 
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
     def ensure_schema(self) -> None:
         """Create or upgrade the schema on first use (once per process)."""
         if self._schema_ready:
