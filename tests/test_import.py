@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["sqlalchemy", "pandas", "numpy", "sklearn", "pyarrow", "alembic", "fsspec"]
+HEAVY = ["sqlalchemy", "pandas", "numpy", "scipy", "sklearn", "pyarrow", "alembic", "fsspec"]
 
 
 def test_import_tidal_loads_no_heavy_modules():

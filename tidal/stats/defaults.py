@@ -1,0 +1,111 @@
+"""Which test a column gets by default, and the dataset-level verdict.
+
+The choice reproduces Evidently's defaults (``_get_default_stattest``), so that users
+moving from Evidently see the same verdicts:
+
+| reference rows | column | distinct values (both samples) | test |
+| --- | --- | --- | --- |
+| <= 1000 | numeric | > 5 | ks |
+| <= 1000 | numeric | 3-5 | chisquare |
+| <= 1000 | any | <= 2 | z |
+| <= 1000 | categorical | > 2 | chisquare |
+| > 1000 | numeric | > 5 | wasserstein |
+| > 1000 | numeric | <= 5 | jensenshannon |
+| > 1000 | categorical | any | jensenshannon |
+
+The dataset drifts when at least ``drift_share`` (0.5) of its columns drift. With
+``correction="bonferroni"`` the p-value thresholds are divided by the number of columns
+that use a p-value test (distances are not corrected).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .tests import TESTS, DriftResult
+
+SMALL_REFERENCE = 1000
+DRIFT_SHARE = 0.5
+
+
+def choose_test(reference: np.ndarray, current: np.ndarray, numeric: bool) -> str:
+    distinct = len(np.unique(np.concatenate([reference, current]).astype(str)))
+    if len(reference) <= SMALL_REFERENCE:
+        if distinct <= 2:
+            return "z"
+        if numeric and distinct > 5:
+            return "ks"
+        return "chisquare"
+    if numeric and distinct > 5:
+        return "wasserstein"
+    return "jensenshannon"
+
+
+def column_drift(
+    column: str, reference: Any, current: Any, *, numeric: bool | None = None,
+    test: str | None = None, threshold: float | None = None,
+) -> DriftResult:
+    """Compare one column; missing values are left out of both samples."""
+    ref, cur = _clean(reference), _clean(current)
+    is_numeric = _is_numeric(ref) if numeric is None else numeric
+    if len(ref) == 0 or len(cur) == 0:
+        raise ValueError(f"column {column!r}: no values to compare (after removing missing)")
+    name = test or choose_test(ref, cur, is_numeric)
+    if name not in TESTS:
+        raise ValueError(f"unknown drift test {name!r}: choose one of {', '.join(TESTS)}")
+    if is_numeric and name in ("ks", "wasserstein"):
+        ref, cur = ref.astype(float), cur.astype(float)
+    return TESTS[name].run(column, ref, cur, is_numeric, threshold)
+
+
+def dataset_drift(
+    reference: Mapping[str, Any], current: Mapping[str, Any], *,
+    columns: Sequence[str] | None = None, tests: Mapping[str, str] | None = None,
+    thresholds: Mapping[str, float] | None = None, drift_share: float = DRIFT_SHARE,
+    correction: str | None = None,
+) -> dict[str, Any]:
+    """Drift of every column, and whether the dataset as a whole drifted.
+
+    ``reference`` and ``current`` map column names to arrays (a DataFrame works).
+    """
+    names = list(columns if columns is not None else reference.keys())
+    tests, thresholds = dict(tests or {}), dict(thresholds or {})
+    if correction not in (None, "bonferroni"):
+        raise ValueError(f"unknown correction {correction!r}: use None or 'bonferroni'")
+    chosen = {}
+    for name in names:
+        ref, cur = _clean(reference[name]), _clean(current[name])
+        chosen[name] = tests.get(name) or choose_test(ref, cur, _is_numeric(ref))
+    p_tests = [n for n in names if TESTS[chosen[n]].uses_p_value]
+    results = []
+    for name in names:
+        limit = thresholds.get(name)
+        if limit is None and correction == "bonferroni" and name in p_tests:
+            limit = TESTS[chosen[name]].default_threshold / len(p_tests)
+        results.append(column_drift(name, reference[name], current[name], test=chosen[name],
+                                    threshold=limit))
+    drifted = sum(result.drifted for result in results)
+    share = drifted / len(results) if results else 0.0
+    return {
+        "dataset_drift": bool(results) and share >= drift_share,
+        "drift_share": share,
+        "number_of_drifted_columns": drifted,
+        "columns": [result.to_dict() for result in results],
+    }
+
+
+def _clean(values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
+        return array[~np.isnan(array)]
+    if array.dtype.kind == "O":
+        keep = np.array([v is not None and v == v for v in array], dtype=bool)
+        return array[keep]
+    return array
+
+
+def _is_numeric(array: np.ndarray) -> bool:
+    return array.dtype.kind in "iuf"
