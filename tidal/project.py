@@ -92,11 +92,8 @@ class Project:
             record, now=now, name=name, actor=self.settings.actor, source=_source(),
             code=code_info(str(self.settings.project_dir)), tags=tags, params=params,
         )
-        run = ActiveRun(self, run_id, experiment)
-        if params:
-            run._logged_params.update(
-                {k: validate.param_value(k, v) for k, v in params.items()})
-        return run
+        logged = {k: validate.param_value(k, v) for k, v in (params or {}).items()}
+        return ActiveRun(self, run_id, experiment, logged_params=logged)
 
     def get_run(self, run_id: str) -> RunRecord:
         """A run by id, or by a unique prefix of its id."""

@@ -42,13 +42,18 @@ _unfinished: set[ActiveRun] = set()
 class ActiveRun:
     """A run in progress. Use it as a context manager, or call :meth:`end`."""
 
-    def __init__(self, project: Project, run_id: str, experiment: str) -> None:
+    def __init__(
+        self, project: Project, run_id: str, experiment: str,
+        logged_params: Mapping[str, str] | None = None,
+    ) -> None:
+        """``logged_params``: params already stored with the run (as text), so that a
+        conflicting value is refused at the call rather than at the next flush."""
         self.project = project
         self.id = run_id
         self.experiment = experiment
         self._lock = threading.RLock()
         self._params: dict[str, str] = {}
-        self._logged_params: dict[str, str] = {}
+        self._logged_params: dict[str, str] = dict(logged_params or {})
         self._tags: dict[str, str] = {}
         self._metrics: list[PendingMetric] = []
         self._next_step: dict[str, int] = {}
@@ -98,6 +103,8 @@ class ActiveRun:
     ) -> None:
         when = self.project.clock.now() if timestamp is None else validate.timestamp_value(
             timestamp)
+        if step is not None and not (type(step) is int and -_STEP_LIMIT <= step < _STEP_LIMIT):
+            step = validate.step_value(next(iter(metrics), "?"), step)  # once per call
         with self._lock:
             self._check_open()
             next_step = self._next_step
@@ -107,11 +114,7 @@ class ActiveRun:
                     next_step[key] = 0
                 # fast path for plain floats; everything else goes through validation
                 number = value if type(value) is float else validate.metric_value(key, value)
-                if step is None:
-                    point_step = next_step[key]
-                else:
-                    point_step = step if (type(step) is int and -_STEP_LIMIT <= step < _STEP_LIMIT
-                                          ) else validate.step_value(key, step)
+                point_step = next_step[key] if step is None else step
                 if point_step >= next_step[key]:
                     next_step[key] = point_step + 1
                 self._metrics.append(PendingMetric(key, number, point_step, when))

@@ -1,10 +1,11 @@
 """Experiments and runs: the tracking repository.
 
-Writes come in batches (``log_batch``): one transaction inserts every metric point with a
-single multi-row INSERT and refreshes ``latest_metrics`` with one upsert, which is what
-makes logging 100,000 points take a fraction of a second. Params are write-once: logging
-a different value for a key already logged is a :class:`ConflictError`, because a run's
-parameters are a fact about what ran.
+Writes come in batches (``log_batch``): one transaction hands every metric point to the
+database in bulk (executemany on SQLite, COPY on PostgreSQL), refreshes ``latest_metrics``
+with one upsert and the run's summary (see :mod:`tidal.store.summary`) with one update,
+which is what makes logging 100,000 points take a fraction of a second. Params are
+write-once: logging a different value for a key already logged is a
+:class:`ConflictError`, because a run's parameters are a fact about what ran.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class TrackingRepository:
         def create(session: Session) -> str:
             insert_rows(session, Run, [row])
             insert_rows(session, Param, param_rows)
-            upsert(session, Tag, tag_rows, keys=("run_id", "key"), update=("value",))
+            insert_rows(session, Tag, tag_rows)  # a new run: no key can conflict yet
             return run_id
 
         return self.db.transact(create)
@@ -145,7 +146,12 @@ class TrackingRepository:
         metric_rows = [
             (run_id, m.key, _storable(m.value), m.step, m.timestamp) for m in metrics
         ]
-        latest_rows = _latest_rows(run_id, metrics)
+        latest = _latest_points(metrics)
+        latest_rows = [
+            {"run_id": run_id, "key": p.key, "value": _storable(p.value), "step": p.step,
+             "timestamp": p.timestamp}
+            for p in latest
+        ]
 
         def write(session: Session) -> None:
             if end_status is None and not (param_rows or metric_rows or tag_rows):
@@ -158,9 +164,8 @@ class TrackingRepository:
             fresh_params = _new_params(run_id, summary.params, param_rows)
             summary.params.update({r["key"]: r["value"] for r in fresh_params})
             summary.tags.update({r["key"]: r["value"] for r in tag_rows})
-            for point in latest_rows:
-                summary.add_metric(point["key"], _loaded(point["value"]), point["step"],
-                                   point["timestamp"])
+            for point in latest:
+                summary.add_metric(*point)
             values = {"run": run_id, "summary": summary.encode()}
             if end_status is None:
                 connection.execute(_SET_SUMMARY, values)
@@ -251,7 +256,8 @@ class TrackingRepository:
     def _hydrate(
         self, session: Session, run_ids: list[str], artifacts: bool = False
     ) -> list[RunRecord]:
-        """Load runs with their params, latest metrics and tags in four queries."""
+        """Load runs (params, latest metrics and tags come from each run's summary): one
+        query, and one more for artifacts when asked."""
         if not run_ids:
             return []
         connection = session.connection()
@@ -284,6 +290,7 @@ class TrackingRepository:
     def count_runs(self) -> int:
         with self.db.read() as session:
             return session.scalar(select(func.count()).select_from(Run)) or 0
+
 
 def _experiment(row: Experiment) -> ExperimentRecord:
     return ExperimentRecord(row.id, row.name, row.created_at, row.description)
@@ -358,17 +365,14 @@ def _insert_points(session: Session, rows: list[tuple[Any, ...]]) -> None:
     connection.exec_driver_sql(statement, rows)
 
 
-def _latest_rows(run_id: str, metrics: Sequence[PendingMetric]) -> list[dict[str, Any]]:
+def _latest_points(metrics: Sequence[PendingMetric]) -> list[PendingMetric]:
+    """Per key, the point with the highest (step, timestamp) in this batch."""
     latest: dict[str, PendingMetric] = {}
     for point in metrics:
         best = latest.get(point.key)
         if best is None or (point.step, point.timestamp) >= (best.step, best.timestamp):
             latest[point.key] = point
-    return [
-        {"run_id": run_id, "key": p.key, "value": _storable(p.value), "step": p.step,
-         "timestamp": p.timestamp}
-        for p in latest.values()
-    ]
+    return list(latest.values())
 
 
 def _newer(current: Any, excluded: Any) -> Any:
