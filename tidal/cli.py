@@ -14,6 +14,7 @@ import typer
 from rich.text import Text
 
 from tidal import display
+from tidal.cli_data import data_app
 from tidal.core.errors import TidalError
 from tidal.core.ids import short_id
 
@@ -27,6 +28,7 @@ db_app = typer.Typer(no_args_is_help=True, help="The metadata store's schema.")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
+app.add_typer(data_app, name="data")
 
 ProjectOption = Annotated[
     Path | None,

@@ -26,10 +26,33 @@ def test_ks_and_chisquare_p_values_are_scipys():
     ref_c = rng.choice(["a", "b", "c"], 600, p=[0.5, 0.3, 0.2])
     cur_c = rng.choice(["a", "b", "c"], 500, p=[0.4, 0.4, 0.2])
     ours = column_drift("c", ref_c, cur_c, test="chisquare")
-    counts = lambda v: np.array([np.sum(v == k) for k in "abc"], dtype=float)  # noqa: E731
-    expected = counts(ref_c) / 600 * 500
-    assert ours.p_value == pytest.approx(scipy_stats.chisquare(counts(cur_c), expected).pvalue,
-                                         abs=1e-9)
+    counts = lambda v: [np.sum(v == k) for k in "abc"]  # noqa: E731
+    theirs = scipy_stats.chi2_contingency([counts(ref_c), counts(cur_c)], correction=False)
+    assert ours.p_value == pytest.approx(theirs.pvalue, abs=1e-9)
+    assert ours.statistic == pytest.approx(theirs.statistic, rel=1e-12)
+
+
+def test_chisquare_treats_both_sides_as_samples():
+    """A value absent from a small reference is evidence, not proof, of drift."""
+    ref = np.array(["a"] * 50 + ["b"] * 49)
+    cur = np.array(["a"] * 50 + ["b"] * 49 + ["c"])
+    result = column_drift("c", ref, cur, test="chisquare")
+    assert 0.3 < result.p_value < 1 and not result.drifted
+    # under no drift the homogeneity test keeps its 5 % promise with equal sample sizes
+    draws = np.random.default_rng(3)
+    alarms = sum(
+        column_drift("c", draws.choice(list("abcdef"), 200), draws.choice(list("abcdef"), 200),
+                     test="chisquare").drifted
+        for _ in range(400)
+    )
+    assert alarms / 400 <= 0.08
+
+
+def test_wasserstein_equals_scipys_with_ties_and_unequal_sizes():
+    ref = rng.normal(0, 1, 3001).round(1)
+    cur = rng.normal(0.2, 1.3, 1777).round(1)
+    ours = column_drift("x", ref, cur, test="wasserstein").statistic * np.std(ref)
+    assert ours == pytest.approx(scipy_stats.wasserstein_distance(ref, cur), rel=1e-12)
 
 
 def test_z_test_equals_the_uncorrected_two_by_two_chi_square():

@@ -37,7 +37,7 @@ class TableSource:
     name: str
     names: list[str]
     num_rows: int
-    _parquet: Any = None  # pyarrow.parquet.ParquetFile when reading column by column
+    _parquet: Path | None = None  # the Parquet file, read one column at a time
     _table: Any = None  # pyarrow.Table when the whole table is in memory
     _schema: Any = field(default=None, repr=False)
 
@@ -53,7 +53,8 @@ class TableSource:
         if self._table is not None:
             return self._table.column(name)
         try:
-            return self._parquet.read(columns=[name]).column(name)
+            # a reader per call: ParquetFile objects are not safe to share between threads
+            return _parquet_reader(self._parquet).read(columns=[name]).column(name)
         except Exception as exc:  # noqa: BLE001 - any decode failure is a corrupt file
             raise DataReadError(f"cannot read column {name!r} of {self.name}: "
                                 f"{_reason(exc)}") from exc
@@ -115,12 +116,16 @@ def _open_file(path: Path) -> TableSource:
 
 
 def _open_parquet(label: str, path: Path) -> TableSource:
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(path)
+    parquet = _parquet_reader(path)
     schema = parquet.schema_arrow
     return TableSource(label, list(schema.names), parquet.metadata.num_rows,
-                       _parquet=parquet, _schema=schema)
+                       _parquet=path, _schema=schema)
+
+
+def _parquet_reader(path: Path) -> Any:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path)
 
 
 def _open_csv(label: str, path: Path, delimiter: str) -> TableSource:
@@ -128,7 +133,9 @@ def _open_csv(label: str, path: Path, delimiter: str) -> TableSource:
 
     if path.stat().st_size == 0:
         raise DataReadError(f"{label}: the file is empty (not even a header line)")
-    table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
+    # empty fields and NA/NaN/null markers are missing values in text columns too
+    table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                           convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
     return _in_memory(label, table)
 
 

@@ -33,7 +33,13 @@ DRIFT_SHARE = 0.5
 
 def choose_test(reference: np.ndarray, current: np.ndarray, numeric: bool) -> str:
     distinct = len(np.unique(np.concatenate([reference, current]).astype(str)))
-    if len(reference) <= SMALL_REFERENCE:
+    return default_test(len(reference), distinct, numeric)
+
+
+def default_test(reference_size: int, distinct: int, numeric: bool) -> str:
+    """The test for a column with ``reference_size`` values and ``distinct`` distinct
+    values over both samples (any count above 5 means "many")."""
+    if reference_size <= SMALL_REFERENCE:
         if distinct <= 2:
             return "z"
         if numeric and distinct > 5:
