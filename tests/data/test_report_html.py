@@ -240,3 +240,15 @@ def test_failed_write_leaves_no_temp_file(tmp_path):
     with pytest.raises(OSError):
         write_drift_html(minimal([column("a", 0.0, None, False)]), target)
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"] and target.is_dir()
+
+
+def test_a_change_in_missing_values_is_written_under_the_verdict():
+    from tidal.data.drift import compare
+
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame({"x": rng.normal(size=2_000), "y": rng.normal(size=2_000)})
+    current = pd.DataFrame({"x": rng.normal(size=2_000), "y": rng.normal(size=2_000)})
+    current.loc[:399, "x"] = np.nan
+    page = render_drift_html(compare(reference, current))
+    assert "missing 0% → 20% (changed)" in page
+    assert page.count("missing 0%") == 1  # y has no missing values: no note

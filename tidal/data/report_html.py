@@ -205,6 +205,7 @@ def _column_row(column: Mapping[str, Any], index: int) -> str:
     badge = ('<span class="badge bad"><span aria-hidden="true">▲ </span>drift</span>'
              if drifted else
              '<span class="badge good"><span aria-hidden="true">✓ </span>no drift</span>')
+    badge += _missing_note(column.get("missing"))
     p_float = _float(p_value)
     cells = [
         (HEADINGS[1], escape(str(kind)), str(kind)),
@@ -224,6 +225,19 @@ def _column_row(column: Mapping[str, Any], index: int) -> str:
         f'<th scope="row" data-sort="{escape(name)}"><code>{escape(name)}</code></th>'
         f'{tds}<td data-label="{HEADINGS[7]}" class="plot">{plot}</td></tr>'
     )
+
+
+def _missing_note(missing: Any) -> str:
+    """The shares of missing values under the verdict, when either side has any: a rise
+    in missing values is drift that no distribution plot shows."""
+    if not isinstance(missing, Mapping):
+        return ""
+    before, after = _float(missing.get("reference")), _float(missing.get("current"))
+    if not (before > 0 or after > 0):
+        return ""
+    flag = " (changed)" if missing.get("drifted") else ""
+    return (f'<div class="muted missing">missing {_percent(before)} → '
+            f'{_percent(after)}{flag}</div>')
 
 
 def _float(value: Any) -> float:
@@ -351,6 +365,7 @@ svg.dist { display: block; width: 300px; max-width: 100%; height: auto; overflow
 svg.dist text { fill: var(--muted); font-size: 10px; font-family: inherit; }
 svg.dist .grid { stroke: #eef0f3; } svg.dist .axis { stroke: #98a2b3; }
 .muted { color: var(--muted); font-style: italic; }
+.missing { font-size: 0.8rem; margin-top: 4px; font-style: normal; }
 footer { margin-top: 24px; }
 @media (max-width: 760px) {
   main { padding: 20px 12px 32px; }
