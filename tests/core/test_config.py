@@ -54,3 +54,34 @@ def test_bad_configuration_is_explained(tmp_path: Path, content: str, message: s
     (tmp_path / "tidal.toml").write_text(content)
     with pytest.raises(ConfigError, match=message):
         load_settings(tmp_path, environ={})
+
+
+def test_data_section_holds_roles_and_column_constraints(tmp_path: Path):
+    (tmp_path / "tidal.toml").write_text(
+        '[data]\ntarget = "cnt"\ntimestamp = "dteday"\nsegments = ["season"]\n'
+        '[data.columns.weathersit]\nrole = "feature"\nmax_missing = 0.1\n'
+        'domain = ["Clear", "Mist"]\n'
+        '[data.columns.temp]\nmin = -10\nmax = 45.5\n'
+    )
+    data = load_settings(tmp_path, environ={}).data
+    assert data.target == "cnt"
+    assert data.roles() == {"cnt": "target", "dteday": "timestamp", "season": "segment",
+                            "weathersit": "feature"}
+    assert data.columns["weathersit"].domain == ["Clear", "Mist"]
+    assert (data.columns["temp"].min, data.columns["temp"].max) == (-10, 45.5)
+    assert type(data.columns["temp"].min) is int
+    assert load_settings(tmp_path / "elsewhere", environ={}).data.columns == {}
+
+
+@pytest.mark.parametrize("content,message", [
+    ('[data]\ntarget = "cnt"\n[data.columns.cnt]\nrole = "feature"', "two roles"),
+    ("[data.columns.temp]\nmax_missing = 1.5", "data.columns.temp.max_missing"),
+    ("[data.columns.temp]\nmin = 5\nmax = 1", "min .5. is greater than max"),
+    ('[data.columns.temp]\nrole = "label"', "data.columns.temp.role"),
+    ("[data.columns.temp]\nmaximum = 3", "data.columns.temp.maximum"),
+    ('[data]\ntargets = ["cnt"]', "data.targets"),
+])
+def test_bad_data_section_is_explained(tmp_path: Path, content: str, message: str):
+    (tmp_path / "tidal.toml").write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, environ={})

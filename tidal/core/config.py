@@ -18,9 +18,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ConfigError
@@ -49,10 +49,74 @@ class ArtifactsSection(BaseModel):
     root: str = Field(default=DEFAULT_ARTIFACT_ROOT, min_length=1)
 
 
+#: the roles a data column may have (kept in step with ``tidal.data.schema.ROLES``)
+ColumnRole = Literal["feature", "target", "id", "timestamp", "segment", "metadata"]
+
+
+class DataColumnSection(BaseModel):
+    """``[data.columns.NAME]``: what a reviewer knows better than inference does."""
+
+    model_config = ConfigDict(extra="forbid")
+    role: ColumnRole | None = None
+    nullable: bool | None = None
+    max_missing: float | None = Field(default=None, ge=0, le=1)
+    min: int | float | None = None
+    max: int | float | None = None
+    domain: list[str | int] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> DataColumnSection:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class DataSection(BaseModel):
+    """``[data]``: column roles and constraints applied on top of an inferred schema.
+
+    The shortcuts (``target = "cnt"``) and ``[data.columns.cnt] role = "target"`` say the
+    same thing; a column given two different roles is an error rather than a silent pick.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    target: str | None = Field(default=None, min_length=1)
+    timestamp: str | None = Field(default=None, min_length=1)
+    id: str | None = Field(default=None, min_length=1)
+    segments: list[str] = []
+    metadata: list[str] = []
+    columns: dict[str, DataColumnSection] = {}
+
+    @model_validator(mode="after")
+    def _one_role_per_column(self) -> DataSection:
+        self.roles()
+        return self
+
+    def roles(self) -> dict[str, str]:
+        """Column name → role, from the shortcuts and the per-column ``role`` keys."""
+        given: list[tuple[str, str]] = [
+            (name, role)
+            for role, names in (
+                ("target", [self.target] if self.target else []),
+                ("timestamp", [self.timestamp] if self.timestamp else []),
+                ("id", [self.id] if self.id else []),
+                ("segment", self.segments),
+                ("metadata", self.metadata),
+            )
+            for name in names
+        ]
+        given += [(name, c.role) for name, c in self.columns.items() if c.role is not None]
+        roles: dict[str, str] = {}
+        for name, role in given:
+            if roles.setdefault(name, role) != role:
+                raise ValueError(f"column {name!r} is given two roles: {roles[name]} and {role}")
+        return roles
+
+
 class FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     store: StoreSection = StoreSection()
     artifacts: ArtifactsSection = ArtifactsSection()
+    data: DataSection = DataSection()
 
 
 class Settings(BaseModel):
@@ -65,6 +129,8 @@ class Settings(BaseModel):
     artifact_root: str
     busy_timeout: float = 30.0
     actor: str = "unknown"
+    #: the ``[data]`` section as written (roles and constraint overrides for schemas)
+    data: DataSection = DataSection()
 
     @property
     def state_dir(self) -> Path:
@@ -118,6 +184,7 @@ def load_settings(
         artifact_root=resolve_artifact_root(artifact_root, folder),
         busy_timeout=parsed.store.busy_timeout,
         actor=actor,
+        data=parsed.data,
     )
 
 
