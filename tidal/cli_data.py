@@ -22,6 +22,72 @@ FileArgument = Annotated[Path, typer.Argument(help="CSV (.csv, .csv.gz) or Parqu
                                               show_default=False)]
 
 
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option("--project", "-p", help="Project folder whose tidal.toml [data] section "
+                 "sets roles and constraints (default: nearest with tidal.toml).",
+                 envvar="TIDAL_PROJECT_DIR", show_envvar=False),
+]
+
+
+@data_app.command("schema")
+def schema(
+    source: FileArgument,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write the YAML schema here (default: print it).")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="The label column.")] = None,
+    role: Annotated[list[str] | None, typer.Option(
+        "--role", help="COLUMN=ROLE (feature, target, id, timestamp, segment, metadata).")] = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Infer a schema (types, roles, missing values, ranges, domains) from a file."""
+    from tidal.core.config import load_settings
+    from tidal.data import infer_schema, save_schema
+
+    settings = load_settings(project)
+    inferred = infer_schema(source, target=target, roles=_pairs(role, "--role", str),
+                            overrides=settings.data)
+    if out is not None:
+        save_schema(inferred, out)
+    if as_json:
+        display.print_json(inferred.to_dict() | ({"written_to": str(out)} if out else {}))
+    elif out is None:
+        display.console.print(inferred.to_yaml(), end="")
+    else:
+        display.console.print(f"Wrote the schema of {len(inferred.columns)} columns to {out}; "
+                              "review it and commit it.")
+
+
+@data_app.command("validate")
+def validate(
+    source: FileArgument,
+    schema_file: Annotated[Path, typer.Option(
+        "--schema", "-s", help="Schema YAML written by `tidal data schema`.")],
+    exclude_role: Annotated[list[str] | None, typer.Option(
+        "--exclude-role", help="Skip columns of this role, e.g. target (repeatable).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check a batch against a schema; exit status 1 when it has anomalies."""
+    from tidal.data import load_schema
+    from tidal.data import validate as check
+
+    result = check(source, load_schema(schema_file), exclude_roles=tuple(exclude_role or ()))
+    if as_json:
+        display.print_json(result.to_dict())
+    elif result.ok:
+        display.console.print(display.styled(result.summary(), "green"))
+    else:
+        rows = [[a.kind, a.column or "", f"{a.count:,}",
+                 a.message.removeprefix(f"{a.column}: "), ", ".join(map(repr, a.examples))]
+                for a in result.anomalies]
+        display.console.print(display.table(
+            f"{result.source}: {result.num_rows:,} rows, {len(rows)} anomalies",
+            ["anomaly", "column", "rows", "what", "examples"], rows, no_wrap=("anomaly",)))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @data_app.command("drift")
 def drift(
     reference: FileArgument,

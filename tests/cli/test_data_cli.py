@@ -1,0 +1,101 @@
+"""`tidal data`: schema, validate and drift on real files, through the real command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def tidal(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("TIDAL_PROJECT_DIR", None)
+    return subprocess.run([sys.executable, "-m", "tidal", "data", *args], cwd=folder, env=env,
+                          text=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def bike(tmp_path_factory) -> Path:
+    """2011 as reference; 2012 with 40 unknown weather labels and 3,000 lost humidities."""
+    folder = tmp_path_factory.mktemp("bike")
+    frame = pd.read_csv(DATA / "bike_sharing_hourly.csv.gz")
+    frame[frame.dteday < "2012"].to_csv(folder / "2011.csv", index=False)
+    later = frame[frame.dteday >= "2012"].copy()
+    later.loc[later.index[:40], "weathersit"] = "monsoon"
+    later.loc[later.index[:3000], "hum"] = np.nan
+    later.to_parquet(folder / "2012.parquet")
+    return folder
+
+
+def test_schema_then_validate(bike: Path):
+    made = tidal(bike, "schema", "2011.csv", "--target", "cnt", "-o", "schema.yaml")
+    assert made.returncode == 0, made.stderr
+    schema = yaml.safe_load((bike / "schema.yaml").read_text())
+    assert schema["columns"]["cnt"]["role"] == "target"
+    assert schema["columns"]["weathersit"]["nullable"] is True  # real missing values
+
+    checked = tidal(bike, "validate", "2012.parquet", "--schema", "schema.yaml", "--json")
+    assert checked.returncode == 1  # anomalies: a failing status for pipelines
+    anomalies = {(a["kind"], a["column"]): a for a in json.loads(checked.stdout)["anomalies"]}
+    assert anomalies[("unknown_category", "weathersit")]["count"] == 40
+    assert anomalies[("unknown_category", "weathersit")]["examples"] == ["monsoon"]
+    assert anomalies[("not_nullable", "hum")]["count"] == 3000
+
+    clean = tidal(bike, "validate", "2011.csv", "--schema", "schema.yaml")
+    assert clean.returncode == 0 and "no anomalies" in clean.stdout
+
+
+def test_the_project_file_overrides_roles_and_constraints(bike: Path, tmp_path: Path):
+    (tmp_path / "tidal.toml").write_text('[data]\ntarget = "cnt"\n'
+                                         '[data.columns.temp]\nmin = -20\nmax = 45\n')
+    made = tidal(tmp_path, "schema", str(bike / "2011.csv"), "--json")
+    assert made.returncode == 0, made.stderr
+    columns = json.loads(made.stdout)["columns"]
+    assert columns["cnt"]["role"] == "target"
+    assert (columns["temp"]["min"], columns["temp"]["max"]) == (-20, 45)
+
+
+def test_drift_json_keeps_its_promised_shape_and_writes_html(bike: Path):
+    result = tidal(bike, "drift", "2011.csv", "2012.parquet", "--json", "--html", "r.html")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert isinstance(report["dataset_drift"], bool)
+    assert isinstance(report["drift_share"], float)
+    for column in report["columns"]:
+        assert isinstance(column["column"], str) and isinstance(column["test"], str)
+        assert isinstance(column["statistic"], float) and isinstance(column["drifted"], bool)
+        assert column["p_value"] is None or isinstance(column["p_value"], float)
+        assert isinstance(column["threshold"], float)
+    by_name = {c["column"]: c for c in report["columns"]}
+    assert by_name["cnt"]["drifted"]  # demand grew about 60 % in 2012
+    assert by_name["hum"]["missing"]["drifted"]
+    page = (bike / "r.html").read_text()
+    assert "weathersit" in page and "http://" not in page and "https://" not in page
+
+
+def test_drift_can_fail_a_pipeline_and_refuses_bad_options(bike: Path):
+    failing = tidal(bike, "drift", "2011.csv", "2012.parquet", "--drift-share", "0.1",
+                    "--fail-on-drift")
+    assert failing.returncode == 1 and "DRIFT" in failing.stdout
+    bad = tidal(bike, "drift", "2011.csv", "2012.parquet", "--test", "temp")
+    assert bad.returncode != 0 and "COLUMN=VALUE" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_unreadable_files_are_one_line_errors(tmp_path: Path):
+    (tmp_path / "corrupt.parquet").write_bytes(os.urandom(2048))
+    (tmp_path / "empty.csv").write_text("")
+    for args in (["schema", "corrupt.parquet"], ["schema", "empty.csv"],
+                 ["drift", "missing.csv", "empty.csv"]):
+        result = tidal(tmp_path, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert args[1] in result.stderr and "Traceback" not in result.stderr
