@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from tidal import display
-from tidal.core.errors import TidalError
+from tidal.core.errors import TidalError, ValidationError
 
 data_app = typer.Typer(no_args_is_help=True,
                        help="Data: infer a schema, validate a batch, profile, detect drift.")
@@ -88,6 +88,49 @@ def validate(
         raise typer.Exit(1)
 
 
+@data_app.command("profile")
+def profile(
+    source: FileArgument,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Save the mergeable profile here (binary).")] = None,
+    reference: Annotated[Path | None, typer.Option(
+        "--reference", "-r", help="A saved reference profile whose histogram bins to use.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Summarise every column: counts, missing, moments, quantiles, histogram, top values."""
+    from tidal.data.profile import load_profile, save_profile
+    from tidal.data.profile import profile as build
+
+    base = load_profile(reference) if reference is not None else None
+    made = build(source, reference=base)
+    if out is not None:
+        save_profile(made, out)
+    if as_json:
+        display.print_json(made.to_dict() | ({"written_to": str(out)} if out else {}))
+        return
+    columns = made.to_dict()["columns"]
+    numeric = [[name, f"{c['count']:,}", f"{c['missing']:,}", display.number(c["min"]),
+                display.number((c["quantiles"] or {}).get("p50")), display.number(c["max"]),
+                display.number(c["mean"]), display.number(c["std"])]
+               for name, c in columns.items() if c["kind"] == "numeric"]
+    categorical = [[name, f"{c['count']:,}", f"{c['missing']:,}",
+                    "" if c["distinct"] is None else f"{c['distinct']:,}",
+                    ", ".join(f"{t['value']} ({t['count']:,})" for t in c["top"][:3])]
+                   for name, c in columns.items() if c["kind"] != "numeric"]
+    display.console.print(f"{source}: {made.rows:,} rows, {len(columns)} columns")
+    if numeric:
+        headers = ["column", "count", "missing", "min", "median", "max", "mean", "std"]
+        display.console.print(display.table("numeric columns", headers, numeric,
+                                            no_wrap=tuple(headers[1:])))
+    if categorical:
+        display.console.print(display.table(
+            "categorical columns", ["column", "count", "missing", "distinct", "most frequent"],
+            categorical, no_wrap=("count", "missing", "distinct")))
+    if out is not None:
+        display.console.print(f"Profile saved to {out}")
+
+
 @data_app.command("drift")
 def drift(
     reference: FileArgument,
@@ -110,15 +153,28 @@ def drift(
         "--fail-on-drift", help="Exit with status 1 when the dataset drifted.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare CURRENT with REFERENCE column by column (Evidently's default tests)."""
-    from tidal.data.drift import compare
+    """Compare CURRENT with REFERENCE column by column (Evidently's default tests).
 
-    result = compare(
-        reference, current, columns=column,
-        kinds={name: "categorical" for name in categorical or []},
-        tests=_pairs(test, "--test", str), thresholds=_pairs(threshold, "--threshold", float),
-        drift_share=drift_share, correction="bonferroni" if bonferroni else None,
-    )
+    Both may also be profiles saved by `tidal data profile --out`: then no raw data is
+    read, and KS and Wasserstein come from the quantile sketches (approximate, with the
+    error bound in the result).
+    """
+    from tidal.data.profile import is_profile_file
+
+    if is_profile_file(reference) or is_profile_file(current):
+        result = _drift_from_profiles(reference, current, tests=_pairs(test, "--test", str),
+                                      thresholds=_pairs(threshold, "--threshold", float),
+                                      drift_share=drift_share, bonferroni=bonferroni)
+    else:
+        from tidal.data.drift import compare
+
+        result = compare(
+            reference, current, columns=column,
+            kinds={name: "categorical" for name in categorical or []},
+            tests=_pairs(test, "--test", str),
+            thresholds=_pairs(threshold, "--threshold", float),
+            drift_share=drift_share, correction="bonferroni" if bonferroni else None,
+        )
     if html is not None:
         from tidal.data.report_html import write_drift_html
 
@@ -129,6 +185,37 @@ def drift(
         _show_drift(result, html)
     if fail_on_drift and result["dataset_drift"]:
         raise typer.Exit(1)
+
+
+def _drift_from_profiles(reference: Path, current: Path, *, tests: dict[str, str],
+                         thresholds: dict[str, float], drift_share: float,
+                         bonferroni: bool) -> dict[str, Any]:
+    from tidal.data.profile import is_profile_file, load_profile
+    from tidal.data.profile_drift import drift_from_profiles
+
+    for path in (reference, current):
+        if not is_profile_file(path):
+            raise ValidationError(f"{path} is not a saved profile: give two profiles "
+                             "(`tidal data profile FILE --out P`) or two data files")
+    ref, cur = load_profile(reference), load_profile(current)
+    result = drift_from_profiles(ref, cur, tests=tests, thresholds=thresholds,
+                                 drift_share=drift_share,
+                                 correction="bonferroni" if bonferroni else None)
+    for column in result["columns"]:
+        column.update(kind=ref.columns[column["column"]].kind, missing=_missing_shares(
+            ref.columns[column["column"]], cur.columns[column["column"]]))
+    return result | {"threshold": drift_share, "reference": {"name": str(reference),
+                                                            "rows": ref.rows},
+                     "current": {"name": str(current), "rows": cur.rows}, "skipped": []}
+
+
+def _missing_shares(reference: Any, current: Any) -> dict[str, Any]:
+    def share(column: Any) -> float:
+        total = column.count + column.missing + getattr(column, "infinite", 0)
+        return column.missing / total if total else 0.0
+
+    return {"reference": share(reference), "current": share(current), "p_value": None,
+            "drifted": False}
 
 
 def _show_drift(result: dict[str, Any], html: Path | None) -> None:

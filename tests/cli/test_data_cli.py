@@ -99,3 +99,29 @@ def test_unreadable_files_are_one_line_errors(tmp_path: Path):
         result = tidal(tmp_path, *args)
         assert result.returncode == 2, (args, result.stderr)
         assert args[1] in result.stderr and "Traceback" not in result.stderr
+
+
+def test_profiles_are_saved_and_compared_without_the_data(bike: Path):
+    saved = tidal(bike, "profile", "2011.csv", "-o", "2011.profile", "--json")
+    assert saved.returncode == 0, saved.stderr
+    summary = json.loads(saved.stdout)
+    assert summary["columns"]["weathersit"]["missing"] > 500  # real missing values
+    assert summary["columns"]["weathersit"]["kind"] == "categorical"
+    window = tidal(bike, "profile", "2012.parquet", "-r", "2011.profile", "-o", "2012.profile")
+    assert window.returncode == 0 and "numeric columns" in window.stdout
+
+    from_profiles = tidal(bike, "drift", "2011.profile", "2012.profile", "--json")
+    assert from_profiles.returncode == 0, from_profiles.stderr
+    by_name = {c["column"]: c for c in json.loads(from_profiles.stdout)["columns"]}
+    from_data = tidal(bike, "drift", "2011.csv", "2012.parquet", "--json")
+    expected = {c["column"]: c for c in json.loads(from_data.stdout)["columns"]}
+    for name in ("cnt", "temp", "atemp", "season", "workingday"):
+        assert by_name[name]["test"] == expected[name]["test"]
+        assert by_name[name]["drifted"] == expected[name]["drifted"]
+    assert by_name["cnt"]["approximate"] and by_name["cnt"]["error_bound"] > 0
+
+    (bike / "cut.profile").write_bytes((bike / "2011.profile").read_bytes()[:300])
+    broken = tidal(bike, "drift", "cut.profile", "2012.profile")
+    assert broken.returncode == 2 and "cut.profile" in broken.stderr
+    mixed = tidal(bike, "drift", "2011.profile", "2012.parquet")
+    assert mixed.returncode == 2 and "not a saved profile" in mixed.stderr

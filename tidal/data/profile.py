@@ -47,9 +47,11 @@ which is unsafe to load and tied to class layouts.
 from __future__ import annotations
 
 import math
+import os
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -467,3 +469,46 @@ def _is_empty(column: ColumnProfile) -> bool:
 def _replace_missing(column: ColumnProfile, missing: int) -> ColumnProfile:
     sketch = None if column.sketch is None else QuantileSketch.from_bytes(column.sketch.to_bytes())
     return ColumnProfile.from_header({**column.header(), "missing": missing}, sketch)
+
+
+def save_profile(dataset: DatasetProfile, path: str | Path) -> Path:
+    """Write a profile atomically (temporary file in the same folder, then rename), so a
+    monitor that crashes mid-write never leaves half a profile behind."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(dataset.to_bytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+def load_profile(path: str | Path) -> DatasetProfile:
+    """Read a profile written by :func:`save_profile`; a damaged file is a clear error."""
+    source = Path(path)
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise ValidationError(f"{source}: no such profile file") from None
+    except OSError as exc:
+        raise ValidationError(f"{source}: cannot read it ({exc.strerror})") from None
+    try:
+        return DatasetProfile.from_bytes(data)
+    except ValidationError as exc:
+        raise ValidationError(f"{source}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - orjson/KLL decoding errors: a damaged file
+        raise ValidationError(f"{source}: corrupt profile ({type(exc).__name__})") from None
+
+
+def is_profile_file(path: str | Path) -> bool:
+    """True when the file starts with a profile's magic bytes."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
