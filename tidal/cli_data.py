@@ -99,8 +99,8 @@ def profile(
     as_json: JsonOption = False,
 ) -> None:
     """Summarise every column: counts, missing, moments, quantiles, histogram, top values."""
-    from tidal.data.profile import load_profile, save_profile
-    from tidal.data.profile import profile as build
+    from tidal.data.profiles import load_profile, save_profile
+    from tidal.data.profiles import profile as build
 
     base = load_profile(reference) if reference is not None else None
     made = build(source, reference=base)
@@ -159,7 +159,7 @@ def drift(
     read, and KS and Wasserstein come from the quantile sketches (approximate, with the
     error bound in the result).
     """
-    from tidal.data.profile import is_profile_file
+    from tidal.data.profiles import is_profile_file
 
     if is_profile_file(reference) or is_profile_file(current):
         result = _drift_from_profiles(reference, current, tests=_pairs(test, "--test", str),
@@ -190,8 +190,8 @@ def drift(
 def _drift_from_profiles(reference: Path, current: Path, *, tests: dict[str, str],
                          thresholds: dict[str, float], drift_share: float,
                          bonferroni: bool) -> dict[str, Any]:
-    from tidal.data.profile import is_profile_file, load_profile
     from tidal.data.profile_drift import drift_from_profiles
+    from tidal.data.profiles import is_profile_file, load_profile
 
     for path in (reference, current):
         if not is_profile_file(path):

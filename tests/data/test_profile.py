@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tidal.core.errors import ValidationError
-from tidal.data.profile import (
+from tidal.data.profiles import (
     CATEGORY_CAP,
     ColumnProfile,
     DatasetProfile,

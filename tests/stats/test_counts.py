@@ -11,12 +11,12 @@ import pytest
 from scipy import stats as scipy_stats
 
 from tidal.core.errors import ValidationError
-from tidal.data.profile import profile, profile_column
 from tidal.data.profile_drift import (
     choose_test_from_profiles,
     column_drift_from_profiles,
     drift_from_profiles,
 )
+from tidal.data.profiles import profile, profile_column
 from tidal.stats import choose_test, column_drift, dataset_drift
 from tidal.stats.counts import ks_sketches, ks_weighted, wasserstein_sketches
 from tidal.stats.sketch import QuantileSketch

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from tidal.core.errors import ValidationError
-from tidal.data.profile import CATEGORICAL, NUMERIC, ColumnProfile, DatasetProfile
+from tidal.data.profiles import CATEGORICAL, NUMERIC, ColumnProfile, DatasetProfile
 from tidal.stats.binning import MANY_VALUES
 from tidal.stats.counts import (
     MIN_SCALE,
