@@ -6,6 +6,7 @@ on files alone, so a user can try them on two CSVs before adopting anything else
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,7 +50,7 @@ def schema(
     inferred = infer_schema(source, target=target, roles=_pairs(role, "--role", str),
                             overrides=settings.data)
     if out is not None:
-        save_schema(inferred, out)
+        _writing(out, lambda: save_schema(inferred, out))
     if as_json:
         display.print_json(inferred.to_dict() | ({"written_to": str(out)} if out else {}))
     elif out is None:
@@ -105,7 +106,7 @@ def profile(
     base = load_profile(reference) if reference is not None else None
     made = build(source, reference=base)
     if out is not None:
-        save_profile(made, out)
+        _writing(out, lambda: save_profile(made, out))
     if as_json:
         display.print_json(made.to_dict() | ({"written_to": str(out)} if out else {}))
         return
@@ -178,7 +179,7 @@ def drift(
     if html is not None:
         from tidal.data.report_html import write_drift_html
 
-        write_drift_html(result, html)
+        _writing(html, lambda: write_drift_html(result, html))
     if as_json:
         display.print_json(result)
     else:
@@ -226,7 +227,7 @@ def _show_drift(result: dict[str, Any], html: Path | None) -> None:
         row = [c["column"], c["test"], display.number(c["statistic"]),
                "—" if c["p_value"] is None else display.number(c["p_value"]),
                display.number(c["threshold"]),
-               display.styled("drift", "red") if c["drifted"] else display.styled("ok", "green")]
+               _verdict(c)]
         if with_missing:
             missing = c["missing"]
             row.append(f"{missing['reference']:.1%}→{missing['current']:.1%}")
@@ -236,7 +237,7 @@ def _show_drift(result: dict[str, Any], html: Path | None) -> None:
         f"{result['current']['name']} ({result['current']['rows']:,} rows) against "
         f"{result['reference']['name']} ({result['reference']['rows']:,} rows)",
         headers + (["missing"] if with_missing else []), rows,
-        no_wrap=("test", "statistic", "p-value", "limit", "verdict", "missing")))
+        no_wrap=("test", "statistic", "p-value", "limit", "missing")))
     verdict = "DRIFT" if result["dataset_drift"] else "no dataset drift"
     display.console.print(
         f"{verdict}: {result['number_of_drifted_columns']} of {len(result['columns'])} columns "
@@ -246,6 +247,26 @@ def _show_drift(result: dict[str, Any], html: Path | None) -> None:
         display.console.print(f"skipped {skipped['column']}: {skipped['reason']}")
     if html is not None:
         display.console.print(f"HTML report: {html}")
+
+
+def _verdict(column: dict[str, Any]) -> Any:
+    """"drift", with the reason when it is not the distribution test (missing values, a
+    changed type), or "ok"."""
+    if not column["drifted"]:
+        return display.styled("ok", "green")
+    reason = column.get("reason")
+    shown = "drift" if reason in (None, "distribution") else f"drift: {reason}"
+    return display.styled(shown, "red")
+
+
+def _writing(path: Path, write: Any) -> None:
+    """Run ``write``; a path that cannot be written is a one-line error naming it."""
+    try:
+        write()
+    except IsADirectoryError:
+        raise ValidationError(f"{path}: is a folder; give a file name") from None
+    except OSError as exc:
+        raise ValidationError(f"{path}: cannot write it ({exc.strerror or exc})") from None
 
 
 def _pairs(items: list[str] | None, option: str, convert: Any) -> dict[str, Any]:
@@ -259,4 +280,6 @@ def _pairs(items: list[str] | None, option: str, convert: Any) -> dict[str, Any]
             pairs[name] = convert(value)
         except ValueError:
             raise TidalError(f"{option} {item!r}: {value!r} is not a valid value") from None
+        if isinstance(pairs[name], float) and not math.isfinite(pairs[name]):
+            raise TidalError(f"{option} {item!r}: the value must be a finite number")
     return pairs

@@ -125,3 +125,15 @@ def test_profiles_are_saved_and_compared_without_the_data(bike: Path):
     assert broken.returncode == 2 and "cut.profile" in broken.stderr
     mixed = tidal(bike, "drift", "2011.profile", "2012.parquet")
     assert mixed.returncode == 2 and "not a saved profile" in mixed.stderr
+
+
+def test_outputs_that_cannot_be_written_and_bad_values_are_one_line_errors(bike: Path):
+    (bike / "folder").mkdir(exist_ok=True)
+    for args in (["schema", "2011.csv", "-o", "folder"],
+                 ["drift", "2011.csv", "2012.parquet", "--html", "folder"],
+                 ["profile", "2011.csv", "-o", "/proc/no/such.profile"],
+                 ["drift", "2011.csv", "2012.parquet", "--threshold", "temp=nan"],
+                 ["drift", "2011.csv", "2012.parquet", "--test", "tmep=ks"]):
+        result = tidal(bike, *args)
+        assert result.returncode in (1, 2), (args, result.stderr)
+        assert result.stderr.startswith("error:") and "Traceback" not in result.stderr

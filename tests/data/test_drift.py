@@ -78,6 +78,7 @@ def test_a_rise_in_missing_values_is_drift_even_when_the_rest_looks_the_same():
     current.loc[current.sample(frac=0.2, random_state=1).index, "x"] = np.nan
     result = {c["column"]: c for c in compare(reference, current)["columns"]}
     assert result["x"]["drifted"] and result["x"]["statistic"] < result["x"]["threshold"]
+    assert result["x"]["reason"] == "missing" and result["y"]["reason"] is None
     assert result["x"]["missing"]["current"] == pytest.approx(0.2)
     assert result["x"]["missing"]["drifted"]
     assert not result["y"]["drifted"] and result["y"]["missing"]["p_value"] is None
@@ -155,3 +156,35 @@ def test_bad_requests_are_clear_errors(tmp_path):
     broken.write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(DataReadError, match="broken.parquet"):
         compare(broken, frame)
+
+
+def test_a_column_whose_values_changed_type_is_drift_without_comparing_values(tmp_path):
+    (tmp_path / "ref.csv").write_text("c,x\n" + "".join(f"{i},{i}\n" for i in range(50)))
+    (tmp_path / "cur.csv").write_text("c,x\n" + "".join(f"v{i},{i}\n" for i in range(50)))
+    for first, second in (("ref.csv", "cur.csv"), ("cur.csv", "ref.csv")):
+        result = {c["column"]: c for c in compare(tmp_path / first, tmp_path / second)["columns"]}
+        assert result["c"]["test"] == "type" and result["c"]["drifted"]
+        assert result["c"]["reason"].startswith("type changed")
+        assert not result["x"]["drifted"]
+    # told that the column holds categories, both sides are compared as text
+    forced = compare(tmp_path / "ref.csv", tmp_path / "cur.csv", kinds={"c": "categorical"})
+    assert forced["columns"][0]["test"] == "z" or forced["columns"][0]["test"] == "chisquare"
+    with pytest.raises(ValidationError, match="cannot be read as numeric"):
+        compare(tmp_path / "cur.csv", tmp_path / "ref.csv", kinds={"c": "numeric"})
+
+
+def test_all_missing_columns_on_either_side(tmp_path):
+    filled = pa.table({"z": pa.array([1.0, 2.0, 3.0] * 20), "k": pa.array(["a"] * 60)})
+    empty = pa.table({"z": pa.nulls(60), "k": pa.nulls(60)})
+    for reference, current in ((empty, filled), (filled, empty)):
+        result = {c["column"]: c for c in compare(reference, current)["columns"]}
+        assert result["z"]["test"] == result["k"]["test"] == "missing"
+        assert result["z"]["drifted"] and result["z"]["statistic"] == 1.0
+    with pytest.raises(ValidationError, match="no values in either table"):
+        compare(empty, empty)
+
+
+def test_overrides_must_name_real_columns():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValidationError, match="'nope'"):
+        compare(frame, frame, thresholds={"nope": 0.2})

@@ -154,3 +154,28 @@ def test_every_registered_test_runs_on_numbers_and_categories():
         cur = rng.normal(0, 1, 300) if numeric else rng.choice(["x", "y", "z"], 300)
         result = test.run("col", ref, cur, numeric)
         assert math.isfinite(result.statistic)
+
+
+def test_jensen_shannon_is_scipys_on_floored_shares():
+    from scipy.spatial import distance
+
+    from tidal.stats.binning import shares
+    from tidal.stats.tests import js_counts
+
+    ref, cur = np.array([100.0, 0, 0, 50]), np.array([0.0, 80, 70, 0])
+    assert js_counts(ref, cur) == pytest.approx(
+        distance.jensenshannon(shares(ref), shares(cur)), rel=1e-12)
+    a, b = rng.choice(list("abcdefg"), 3000), rng.choice(list("abcdeh"), 2000)
+    ours = column_drift("c", a, b, test="jensenshannon").statistic
+    keys = sorted(set(a) | set(b))
+    counts = lambda v: np.array([np.sum(v == k) for k in keys], dtype=float)  # noqa: E731
+    assert ours == pytest.approx(distance.jensenshannon(shares(counts(a)), shares(counts(b))),
+                                 rel=1e-12)
+
+
+def test_infinities_are_missing_values_like_nan():
+    ref, cur = rng.normal(size=2000), rng.normal(size=2000)
+    with_inf = np.append(cur, [np.inf, -np.inf])
+    for test in ("wasserstein", "jensenshannon", "ks"):
+        assert column_drift("x", ref, with_inf, test=test).statistic == pytest.approx(
+            column_drift("x", ref, cur, test=test).statistic, rel=1e-12)

@@ -7,29 +7,35 @@
     report = compare("train.csv", "batch.parquet")   # drift, column by column
     window = profile("batch.parquet", reference=profile("train.csv"))  # mergeable summary
 
-Importing ``tidal.data`` loads PyArrow (``import tidal`` alone does not).
+The names load on first use (PEP 562), so ``from tidal.data.schema import Schema`` does
+not pay for PyArrow, SciPy and the sketches; each module imports what it needs.
 """
 
 from __future__ import annotations
 
-from tidal.data.drift import compare
-from tidal.data.infer import infer_schema
-from tidal.data.overrides import Overrides, apply_overrides, resolve_overrides
-from tidal.data.profile_drift import drift_from_profiles
-from tidal.data.profiles import (
-    ColumnProfile,
-    DatasetProfile,
-    load_profile,
-    profile,
-    save_profile,
-)
-from tidal.data.schema import ColumnSchema, Schema, load_schema, save_schema
-from tidal.data.sources import DataReadError, TableSource, open_source
-from tidal.data.validation import Anomaly, ValidationResult, validate
+import importlib
+from typing import Any
 
-__all__ = [
-    "Anomaly", "ColumnProfile", "ColumnSchema", "DataReadError", "DatasetProfile",
-    "Overrides", "Schema", "TableSource", "ValidationResult", "apply_overrides", "compare",
-    "drift_from_profiles", "infer_schema", "load_profile", "load_schema", "open_source",
-    "profile", "resolve_overrides", "save_profile", "save_schema", "validate",
-]
+#: public name → the module that defines it
+_EXPORTS = {
+    "compare": "drift",
+    "infer_schema": "infer",
+    "Overrides": "overrides", "apply_overrides": "overrides", "resolve_overrides": "overrides",
+    "drift_from_profiles": "profile_drift",
+    "ColumnProfile": "profiles", "DatasetProfile": "profiles", "load_profile": "profiles",
+    "profile": "profiles", "save_profile": "profiles",
+    "ColumnSchema": "schema", "Schema": "schema", "load_schema": "schema",
+    "save_schema": "schema",
+    "DataReadError": "sources", "TableSource": "sources", "open_source": "sources",
+    "Anomaly": "validation", "ValidationResult": "validation", "validate": "validation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tidal.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"tidal.data.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

@@ -50,6 +50,7 @@ class _Measured:
     p_value: float | None
     missing: dict[str, Any]
     distribution: dict[str, Any]
+    reason: str | None = None
 
 
 def compare(
@@ -79,21 +80,31 @@ def compare(
             raise ValidationError(f"column {name!r}: unknown drift test {test!r}; choose one "
                                   f"of {', '.join(drift_tests.TESTS)}")
     ref_source, cur_source = open_source(reference), open_source(current)
+    for option, given in (("tests", tests), ("thresholds", thresholds), ("kinds", kinds)):
+        unknown = sorted(set(given or {}) - set(ref_source.names))
+        if unknown:
+            raise ValidationError(f"{option} names columns {ref_source.name} does not have: "
+                                  f"{', '.join(map(repr, unknown))}")
     chosen, skipped = _columns(ref_source, cur_source, columns, dict(kinds or {}))
-    if not chosen:
-        raise ValidationError(f"no column of {ref_source.name} can be compared with "
-                              f"{cur_source.name}")
 
-    def measure(item: tuple[str, Kind]) -> _Measured | dict[str, str]:
+    def measure(item: tuple[str, Any]) -> _Measured | dict[str, str]:
         name, kind = item
-        ref = reduce_column(ref_source.column(name), kind)
-        cur = reduce_column(cur_source.column(name), kind)
+        if isinstance(kind, tuple):  # the column changed type
+            return _Measured(name, "changed", "type", 1.0, None,
+                             {"reference": 0.0, "current": 0.0, "p_value": None,
+                              "drifted": False}, {}, reason=f"type changed: {kind[1]}")
+        ref = _reduce(ref_source, name, kind)
+        cur = _reduce(cur_source, name, kind)
         return _measure(name, kind, ref, cur, (tests or {}).get(name))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         outcomes = list(pool.map(measure, chosen.items()))
     measured = [m for m in outcomes if isinstance(m, _Measured)]
     skipped += [m for m in outcomes if isinstance(m, dict)]
+    if not measured:
+        reasons = "; ".join(f"{s['column']}: {s['reason']}" for s in skipped)
+        raise ValidationError(f"no column of {ref_source.name} can be compared with "
+                              f"{cur_source.name} ({reasons or 'no columns'})")
     results = _verdicts(measured, dict(thresholds or {}), correction)
     drifted = sum(result["drifted"] for result in results)
     share = drifted / len(results) if results else 0.0
@@ -113,7 +124,13 @@ def compare(
 
 def _columns(ref: TableSource, cur: TableSource, wanted: Sequence[str] | None,
              kinds: dict[str, Kind]) -> tuple[dict[str, Kind], list[dict[str, str]]]:
-    """The columns to compare with their kinds, and the ones left out with why."""
+    """The columns to compare with their kinds, and the ones left out with why.
+
+    A column whose type changed kind between the tables (numbers became text) gets the
+    kind ``"changed"``: that is drift in itself, and comparing the values would be
+    meaningless. A column of the Arrow type ``null`` (every value missing) takes the
+    other table's kind, so that "all values vanished" is reported as missing-value drift.
+    """
     names = list(wanted) if wanted is not None else list(ref.names)
     for name in names:
         if wanted is not None and name not in ref.names:
@@ -122,19 +139,36 @@ def _columns(ref: TableSource, cur: TableSource, wanted: Sequence[str] | None,
         if kind not in ("numeric", "categorical"):
             raise ValidationError(f"column {name!r}: kind must be numeric or categorical, "
                                   f"not {kind!r}")
-    chosen: dict[str, Kind] = {}
+    chosen: dict[str, Any] = {}
     skipped: list[dict[str, str]] = []
     for name in names:
         if name not in cur.names:
             skipped.append({"column": name, "reason": f"not in {cur.name}"})
             continue
-        kind = kinds.get(name) or arrow_kind(ref.arrow_schema.field(name).type)
-        if kind is None:
-            skipped.append({"column": name, "reason":
-                            f"type {ref.arrow_schema.field(name).type} is not compared"})
-            continue
-        chosen[name] = kind
+        ref_type, cur_type = ref.arrow_schema.field(name).type, cur.arrow_schema.field(name).type
+        ref_kind, cur_kind = _kind_of(ref_type), _kind_of(cur_type)
+        if name in kinds:
+            chosen[name] = kinds[name]
+        elif ref_kind is None or cur_kind is None:
+            shown = ref_type if ref_kind is None else cur_type
+            skipped.append({"column": name, "reason": f"type {shown} is not compared"})
+        elif "null" in (ref_kind, cur_kind):
+            kind = cur_kind if ref_kind == "null" else ref_kind
+            if kind == "null":
+                skipped.append({"column": name, "reason": "no values in either table"})
+            else:
+                chosen[name] = kind
+        elif ref_kind != cur_kind:
+            chosen[name] = ("changed", f"{ref_kind} ({ref_type}) → {cur_kind} ({cur_type})")
+        else:
+            chosen[name] = ref_kind
     return chosen, skipped
+
+
+def _kind_of(arrow_type: Any) -> str | None:
+    import pyarrow as pa
+
+    return "null" if pa.types.is_null(arrow_type) else arrow_kind(arrow_type)
 
 
 def _measure(name: str, kind: Kind, ref: ColumnSample, cur: ColumnSample,
@@ -222,22 +256,45 @@ def _label(key: Any) -> str:
     return str(key)
 
 
+def _reduce(source: TableSource, name: str, kind: Kind) -> ColumnSample:
+    import pyarrow as pa
+
+    try:
+        return reduce_column(source.column(name), kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ValidationError(f"column {name!r} of {source.name} cannot be read as {kind} "
+                              f"({str(exc).splitlines()[0]})") from None
+
+
 def _verdicts(measured: list[_Measured], thresholds: dict[str, float],
               correction: str | None) -> list[dict[str, Any]]:
+    """Thresholds (corrected when asked) applied to every measured column.
+
+    ``drifted`` says whether the column drifted; ``reason`` says why: "distribution"
+    (the test's statistic crossed its threshold), "missing" (the share of missing values
+    moved), both, or "type changed: ...". The statistic and threshold are always those
+    of the distribution test, so a column can drift with a statistic under its threshold
+    when the reason is "missing".
+    """
     p_tests = [m for m in measured
                if m.test in drift_tests.TESTS and drift_tests.TESTS[m.test].uses_p_value]
     results = []
     for m in measured:
-        if m.test == "missing":
-            result = {"column": m.column, "test": "missing", "statistic": m.statistic,
-                      "p_value": m.p_value, "threshold": MISSING_P_VALUE, "drifted": True}
+        if m.test in ("missing", "type"):
+            result = {"column": m.column, "test": m.test, "statistic": m.statistic,
+                      "p_value": m.p_value,
+                      "threshold": MISSING_P_VALUE if m.test == "missing" else 1.0,
+                      "drifted": True, "reason": m.reason or "missing"}
         else:
             test = drift_tests.TESTS[m.test]
             limit = thresholds.get(m.column)
             if limit is None and correction == "bonferroni" and test.uses_p_value:
                 limit = test.default_threshold / len(p_tests)
             result = test.verdict(m.column, m.statistic, m.p_value, limit).to_dict()
-            result["drifted"] = result["drifted"] or m.missing["drifted"]
+            reasons = [why for why, hit in (("distribution", result["drifted"]),
+                                            ("missing", m.missing["drifted"])) if hit]
+            result["drifted"] = bool(reasons)
+            result["reason"] = " and ".join(reasons) or None
         result.update(kind=m.kind, missing=m.missing, distribution=m.distribution)
         results.append(result)
     return results

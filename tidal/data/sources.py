@@ -118,6 +118,7 @@ def _open_file(path: Path) -> TableSource:
 def _open_parquet(label: str, path: Path) -> TableSource:
     parquet = _parquet_reader(path)
     schema = parquet.schema_arrow
+    _refuse_duplicates(label, list(schema.names))
     return TableSource(label, list(schema.names), parquet.metadata.num_rows,
                        _parquet=path, _schema=schema)
 
@@ -134,17 +135,26 @@ def _open_csv(label: str, path: Path, delimiter: str) -> TableSource:
     if path.stat().st_size == 0:
         raise DataReadError(f"{label}: the file is empty (not even a header line)")
     # empty fields and NA/NaN/null markers are missing values in text columns too
+    convert = pacsv.ConvertOptions(strings_can_be_null=True)
     table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                           convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+                           convert_options=convert)
+    if table.num_columns == 1:
+        # in a one-column file an empty line is a missing value, not a line to skip
+        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(
+            delimiter=delimiter, ignore_empty_lines=False), convert_options=convert)
     return _in_memory(label, table)
 
 
 def _in_memory(label: str, table: Any) -> TableSource:
     names = [str(name) for name in table.column_names]
+    _refuse_duplicates(label, names)
+    return TableSource(label, names, table.num_rows, _table=table, _schema=table.schema)
+
+
+def _refuse_duplicates(label: str, names: list[str]) -> None:
     if len(set(names)) != len(names):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         raise DataReadError(f"{label}: duplicated column names: {', '.join(duplicated)}")
-    return TableSource(label, names, table.num_rows, _table=table, _schema=table.schema)
 
 
 def _is_dataframe(value: Any) -> bool:

@@ -22,7 +22,7 @@ def binned_counts(
     """Counts per bin for reference and current, on the same bins."""
     both = np.concatenate([reference, current])
     if numeric and len(np.unique(both)) > MANY_VALUES:
-        edges = np.histogram_bin_edges(both, bins="sturges")
+        edges = sturges_edges(float(both.min()), float(both.max()), both.size)
         return (np.histogram(reference, bins=edges)[0].astype(float),
                 np.histogram(current, bins=edges)[0].astype(float))
     return category_counts(reference, current)

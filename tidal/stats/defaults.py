@@ -54,7 +54,7 @@ def column_drift(
     column: str, reference: Any, current: Any, *, numeric: bool | None = None,
     test: str | None = None, threshold: float | None = None,
 ) -> DriftResult:
-    """Compare one column; missing values are left out of both samples."""
+    """Compare one column; missing values (None, NaN, +-inf) are left out of both."""
     ref, cur = _clean(reference), _clean(current)
     is_numeric = _is_numeric(ref) if numeric is None else numeric
     if len(ref) == 0 or len(cur) == 0:
@@ -105,8 +105,8 @@ def dataset_drift(
 
 def _clean(values: Any) -> np.ndarray:
     array = np.asarray(values)
-    if array.dtype.kind == "f":
-        return array[~np.isnan(array)]
+    if array.dtype.kind == "f":  # NaN and +-inf are missing, as in Evidently
+        return array[np.isfinite(array)]
     if array.dtype.kind == "O":
         keep = np.array([v is not None and v == v for v in array], dtype=bool)
         return array[keep]

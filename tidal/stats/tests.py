@@ -102,6 +102,8 @@ def z_counts(ref_hits: float, n_ref: float, cur_hits: float, n_cur: float) -> tu
 
 def js_counts(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
     ref_share, cur_share = shares(ref_counts), shares(cur_counts)
+    # SciPy (and so Evidently) rescales the floored shares to sum to 1 first
+    ref_share, cur_share = ref_share / ref_share.sum(), cur_share / cur_share.sum()
     middle = (ref_share + cur_share) / 2
     divergence = (np.sum(ref_share * np.log(ref_share / middle))
                   + np.sum(cur_share * np.log(cur_share / middle))) / 2
