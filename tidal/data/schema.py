@@ -19,14 +19,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from tidal.core.config import ColumnRole
 from tidal.core.errors import ValidationError
 
 #: the column types a schema knows; ``string`` is categorical or free text
 TYPES = ("integer", "float", "boolean", "string", "datetime", "date")
 #: what a column is for; ``metadata`` columns are kept but never used as features
-ROLES = ("feature", "target", "id", "timestamp", "segment", "metadata")
+ROLES: tuple[str, ...] = get_args(ColumnRole)
 NUMERIC_TYPES = ("integer", "float")
 #: types that may carry a domain (a closed set of allowed values)
 DOMAIN_TYPES = ("string", "integer")
