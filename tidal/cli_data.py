@@ -202,21 +202,8 @@ def _drift_from_profiles(reference: Path, current: Path, *, tests: dict[str, str
     result = drift_from_profiles(ref, cur, tests=tests, thresholds=thresholds,
                                  drift_share=drift_share,
                                  correction="bonferroni" if bonferroni else None)
-    for column in result["columns"]:
-        column.update(kind=ref.columns[column["column"]].kind, missing=_missing_shares(
-            ref.columns[column["column"]], cur.columns[column["column"]]))
-    return result | {"threshold": drift_share, "reference": {"name": str(reference),
-                                                            "rows": ref.rows},
-                     "current": {"name": str(current), "rows": cur.rows}, "skipped": []}
-
-
-def _missing_shares(reference: Any, current: Any) -> dict[str, Any]:
-    def share(column: Any) -> float:
-        total = column.count + column.missing + getattr(column, "infinite", 0)
-        return column.missing / total if total else 0.0
-
-    return {"reference": share(reference), "current": share(current), "p_value": None,
-            "drifted": False}
+    return result | {"reference": {"name": str(reference), "rows": ref.rows},
+                     "current": {"name": str(current), "rows": cur.rows}}
 
 
 def _show_drift(result: dict[str, Any], html: Path | None) -> None:

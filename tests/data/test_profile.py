@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -155,13 +156,34 @@ def test_categories_past_the_cap_keep_the_most_frequent_and_count_the_rest():
     assert sum(column.values.values()) + column.other == column.count
 
 
+def test_merging_categories_past_the_cap_keeps_only_exact_counts():
+    rng = np.random.default_rng(8)
+    labels = np.array([f"c{i:04d}" for i in range(CATEGORY_CAP + 200)])
+    weights = rng.uniform(0.5, 1.5, labels.size)
+    words = rng.choice(labels, 60_000, p=weights / weights.sum())
+    first, second = (profile_column(pa.array(part)) for part in np.split(words, [25_000]))
+    assert first.other and second.other  # both batches truncated, on different categories
+    merged = first.merge(second)
+    exact = dict(zip(*np.unique(words, return_counts=True), strict=True))
+    assert merged.values and all(count == exact[key] for key, count in merged.values.items())
+    assert set(merged.values) == set(first.values) & set(second.values)
+    assert sum(merged.values.values()) + merged.other == merged.count == words.size
+    # merged with a batch that kept every category: what it lacks are known zeros, and
+    # what it has that the truncated side folded into ``other`` is unknown, so ``other``
+    kept = min(first.values)
+    hidden = min(set(labels) - set(first.values))
+    joined = first.merge(profile_column(pa.array([kept, kept, hidden])))
+    assert joined.values == {**first.values, kept: first.values[kept] + 2}
+    assert joined.other == first.other + 1
+
+
 def test_missing_infinite_booleans_and_all_null_columns():
     column = profile_column(pa.array([1, None, 3], pa.int64()))
     assert (column.count, column.missing, column.mean) == (2, 1, 2.0)
     column = profile_column(np.array([1.0, np.nan, np.inf, -np.inf]))
     assert (column.count, column.missing, column.infinite, column.max) == (1, 1, 2, 1.0)
     flags = profile_column(pa.array([True, False, True, None]))
-    assert flags.kind == "categorical" and flags.values == {"True": 2, "False": 1}
+    assert flags.kind == "categorical" and flags.values == {"true": 2, "false": 1}
     empty = profile_column(pa.array([None, None]))
     assert (empty.count, empty.missing) == (0, 2)
     words = profile_column(pa.array(["a"]))
@@ -196,6 +218,51 @@ def test_profile_reads_parquet_column_by_column_and_summarises_to_json(tmp_path)
     assert np.array_equal(window.columns["x"].edges, from_file.columns["x"].edges)
     with pytest.raises(ValidationError):
         profile(frame, reference=from_file, bins=10)
+
+
+def test_profile_leaves_out_nested_binary_and_temporal_columns(tmp_path):
+    table = pa.table({
+        "x": pa.array([1.0, 2.0, None]),
+        "flag": pa.array([True, False, True]),
+        "l": pa.array([[1, 2], [], None], pa.list_(pa.int64())),
+        "s": pa.array([{"a": 1}, {"a": 2}, None]),
+        "b": pa.array([b"\x00", b"\x01", None], pa.binary()),
+        "d": pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 2), None], pa.date32()),
+        "t": pa.array([dt.datetime(2024, 1, 1, 12)] * 3, pa.timestamp("us")),
+        "empty": pa.nulls(3),
+    })
+    path = tmp_path / "nested.parquet"
+    pq.write_table(table, path)
+    result = profile(path)  # the list column used to stop it (value_counts has no kernel)
+    assert list(result.columns) == ["x", "flag", "empty"]
+    assert result.columns["flag"].values == {"true": 2, "false": 1}
+    asked = profile(path, columns=["d", "x"])
+    assert list(asked.columns) == ["d", "x"]
+    assert asked.columns["d"].kind == "categorical"
+    assert asked.columns["d"].values == {"2024-01-01": 1, "2024-01-02": 1}
+    for name in ("l", "s", "b"):
+        with pytest.raises(ValidationError, match="cannot be profiled"):
+            profile(path, columns=[name])
+    with pytest.raises(ValidationError, match="no column 'nope'"):
+        profile(path, columns=["nope"])
+    with pytest.raises(ValidationError, match="cannot be profiled"):
+        profile_column(table.column("l"))
+
+
+def test_booleans_are_keyed_as_the_raw_drift_keys_them():
+    from tidal.data.drift import compare
+    from tidal.data.profile_drift import drift_from_profiles
+
+    rng = np.random.default_rng(9)
+    reference = pa.table({"f": pa.array(rng.random(800) < 0.3)})  # z test
+    current = pa.table({"f": pa.array(rng.random(600) < 0.4)})
+    raw = compare(reference, current)["columns"][0]
+    ours = drift_from_profiles(profile(reference), profile(current))["columns"][0]
+    assert raw["distribution"]["labels"] == ["false", "true"]
+    assert set(profile(reference).columns["f"].values) == {"false", "true"}
+    assert (ours["test"], ours["drifted"]) == (raw["test"], raw["drifted"])
+    assert ours["statistic"] == pytest.approx(raw["statistic"], rel=1e-12)
+    assert ours["p_value"] == pytest.approx(raw["p_value"], rel=1e-9)
 
 
 def test_from_bytes_rejects_other_data():

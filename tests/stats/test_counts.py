@@ -3,22 +3,31 @@ their error bound, and the real drift of Elec2 found without its raw data."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from scipy import stats as scipy_stats
 
 from tidal.core.errors import ValidationError
+from tidal.data.drift import compare
 from tidal.data.profile_drift import (
     choose_test_from_profiles,
     column_drift_from_profiles,
     drift_from_profiles,
 )
-from tidal.data.profiles import profile, profile_column
+from tidal.data.profiles import CATEGORY_CAP, profile, profile_column
 from tidal.stats import choose_test, column_drift, dataset_drift
-from tidal.stats.counts import ks_sketches, ks_weighted, wasserstein_sketches
+from tidal.stats.counts import (
+    ks_sketches,
+    ks_weighted,
+    wasserstein_sketches,
+    wasserstein_weighted,
+)
 from tidal.stats.sketch import QuantileSketch
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -141,16 +150,128 @@ def test_dataset_verdict_has_the_raw_shape_and_applies_bonferroni():
     current = profile(window, reference=reference)
     ours = drift_from_profiles(reference, current, correction="bonferroni")
     raw = dataset_drift(frame, window, correction="bonferroni")
-    assert set(ours) == set(raw)
+    from_data = compare(frame, window, correction="bonferroni")
+    # everything compare gives but what names the inputs (the CLI adds those)
+    assert set(ours) == set(from_data) - {"reference", "current", "generated_at"}
+    assert set(raw) < set(ours) and ours["threshold"] == 0.5 and ours["skipped"] == []
     assert [c["test"] for c in ours["columns"]] == [c["test"] for c in raw["columns"]]
     assert [c["threshold"] for c in ours["columns"]] == [0.025, 0.025]
-    assert set(ours["columns"][0]) == set(raw["columns"][0]) | {"approximate", "error_bound"}
+    assert set(ours["columns"][0]) == set(from_data["columns"][0]) - {"distribution"} | {
+        "approximate", "error_bound", "reason"}
+    assert [c["kind"] for c in ours["columns"]] == ["numeric", "categorical"]
     with pytest.raises(ValidationError, match="unknown drift test"):
         drift_from_profiles(reference, current, tests={"a": "nope"})
     with pytest.raises(ValidationError, match="reference's bins"):
         drift_from_profiles(reference, profile(window), tests={"a": "psi"})
-    with pytest.raises(ValidationError, match="no column"):
-        drift_from_profiles(reference, profile(window[["a"]], reference=reference))
+    partial = drift_from_profiles(reference, profile(window[["a"]], reference=reference))
+    assert partial["skipped"] == [{"column": "b", "reason": "not in the current profile"}]
+    with pytest.raises(ValidationError, match="no column .* can be compared"):
+        drift_from_profiles(reference, profile(window[[]]))
+
+
+def test_categories_past_the_cap_compare_only_counts_known_on_both_sides():
+    # each side keeps its own top 1,000 of 1,200 labels: a label kept on one side and
+    # folded into ``other`` on the other used to count as present against absent
+    labels = np.array([f"c{i:04d}" for i in range(CATEGORY_CAP + 200)])
+    weights = rng.uniform(0.5, 1.5, labels.size)
+    weights /= weights.sum()
+    reference = rng.choice(labels, 200_000, p=weights).astype(object)
+    current = rng.choice(labels, 200_000, p=weights).astype(object)
+    raw = column_drift("x", reference, current, test="jensenshannon")
+    ours = from_profiles(reference, current, "jensenshannon")
+    assert ours.statistic == pytest.approx(raw.statistic, abs=0.01)  # was 0.09
+    assert not ours.drifted and not raw.drifted
+    # a reference profiled in two batches and merged compares the same way
+    first, second = (profile_column(pa.array(part)) for part in np.split(reference, [80_000]))
+    merged = first.merge(second)
+    assert merged.other > 0
+    cur = profile_column(pa.array(current))
+    again = column_drift_from_profiles("x", merged, cur, test="jensenshannon")
+    assert again.statistic == pytest.approx(raw.statistic, abs=0.01)
+    assert column_drift_from_profiles("x", merged, profile_column(pa.array(reference)),
+                                      test="jensenshannon").statistic == 0.0
+    # one side truncated: the other side's absent labels are known zeros, so a new
+    # category in a small window still shows
+    window = rng.choice(labels[:50], 3000).astype(object)
+    window[:600] = "brand-new"
+    shifted = column_drift_from_profiles("x", cur, profile_column(pa.array(window)),
+                                         test="chisquare")
+    assert shifted.drifted and shifted.p_value < 1e-12
+
+
+def test_missing_values_drift_as_in_the_raw_comparison():
+    n = 4000
+    reference = pd.DataFrame({"a": rng.normal(0, 1, n), "b": rng.choice(["x", "y"], n),
+                              "c": rng.normal(0, 1, n), "d": [np.nan] * n,
+                              "e": rng.normal(0, 1, n)})
+    current = pd.DataFrame({"a": rng.normal(0, 1, n), "b": rng.choice(["x", "y"], n),
+                            "c": rng.normal(2, 1, n), "d": [np.nan] * n,
+                            "e": [np.nan] * n})
+    reference.loc[:40, "a"] = np.nan  # 1 % missing
+    current.loc[:400, "a"] = np.inf  # 10 % infinite: missing, as the raw path counts it
+    current.loc[:400, "c"] = np.nan  # shifted and missing
+    current.loc[:3, "b"] = None  # 0.1 %: too small a change
+    ours = drift_from_profiles(profile(reference), profile(current))
+    raw = compare(reference, current)
+    by_name = {c["column"]: c for c in ours["columns"]}
+    expected = {c["column"]: c for c in raw["columns"]}
+    assert set(by_name) == set(expected) == {"a", "b", "c", "e"}
+    assert ours["skipped"] == raw["skipped"] == [
+        {"column": "d", "reason": "no values to compare (all missing)"}]
+    for name in "abce":
+        assert by_name[name]["test"] == expected[name]["test"]
+        assert by_name[name]["drifted"] == expected[name]["drifted"]
+        assert by_name[name]["missing"] == pytest.approx(expected[name]["missing"])
+    for name in "be":  # exact counts (a and c: KS from sketches, within their bound)
+        assert by_name[name]["statistic"] == pytest.approx(expected[name]["statistic"])
+    assert by_name["a"]["missing"]["current"] == pytest.approx(401 / n)
+    assert [by_name[name]["reason"] for name in "abce"] == [
+        "missing", None, "distribution and missing", "missing"]
+    assert by_name["e"]["test"] == "missing" and by_name["e"]["drifted"]
+    assert by_name["e"]["statistic"] == pytest.approx(1.0)
+    assert by_name["e"]["kind"] == "numeric" and by_name["c"]["kind"] == "numeric"
+    assert by_name["b"]["missing"]["p_value"] is not None and not by_name["b"]["missing"][
+        "drifted"]
+    assert ours["number_of_drifted_columns"] == raw["number_of_drifted_columns"] == 3
+    with pytest.raises(ValidationError, match="no column .* can be compared"):
+        drift_from_profiles(profile(reference[["d"]]), profile(current[["d"]]))
+    # all null in the window, whatever type it was read as: missing drift, not an error
+    gone = drift_from_profiles(profile(reference[["b"]]),
+                               profile(pd.DataFrame({"b": [None] * 100})))
+    assert gone["columns"][0]["test"] == "missing" and gone["columns"][0]["drifted"]
+    assert gone["columns"][0]["kind"] == "categorical"
+    changed = drift_from_profiles(profile(reference[["b"]]),
+                                  profile(pd.DataFrame({"b": [1.0, 2.0]})))
+    assert changed["columns"][0]["reason"] == "type changed: categorical → numeric"
+    raw_changed = compare(reference[["b"]], pd.DataFrame({"b": [1.0, 2.0]}))
+    assert raw_changed["columns"][0]["reason"].startswith("type changed: categorical (")
+    assert {k: v for k, v in changed["columns"][0].items() if k not in ("missing", "reason")} \
+        == {k: v for k, v in raw_changed["columns"][0].items()
+            if k not in ("missing", "distribution", "reason")} | {"approximate": False,
+                                                                   "error_bound": 0.0}
+
+
+def test_wasserstein_of_weighted_samples_is_scipys():
+    for trial in range(50):
+        ref_values = np.unique(rng.normal(0, rng.choice([1e-3, 1.0, 1e4]), rng.integers(1, 300)))
+        cur_values = np.unique(rng.gamma(2, 2, rng.integers(1, 300)))
+        if trial % 2:
+            cur_values = np.union1d(cur_values, ref_values[:3])
+        ref_weights = rng.integers(1, 40, ref_values.size).astype(float)
+        cur_weights = rng.random(cur_values.size) + 0.01
+        ours = wasserstein_weighted(ref_values, ref_weights, cur_values, cur_weights)
+        theirs = scipy_stats.wasserstein_distance(ref_values, cur_values, ref_weights,
+                                                  cur_weights)
+        assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-12)
+
+
+def test_counts_imports_no_scipy_until_a_ks_test_runs():
+    code = ("import sys, numpy as np; import tidal.stats.counts as c; "
+            "x = np.arange(5.0); w = np.ones(5); "
+            "c.wasserstein_weighted(x, w, x + 1, w); c.z_counts(1, 10, 2, 10); "
+            "c.js_counts(w, w); print('scipy' in sys.modules)")
+    output = subprocess.check_output([sys.executable, "-c", code], text=True)
+    assert output.strip() == "False"
 
 
 @pytest.fixture(scope="module")

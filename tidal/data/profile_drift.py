@@ -1,16 +1,40 @@
 """Drift between a reference profile and a window profile, with no raw data.
 
-Same tests, thresholds, default choice and output shape as
-:func:`tidal.stats.defaults.dataset_drift`, so a monitor reading stored profiles and a
-script comparing two files give the same JSON (plus ``approximate`` and ``error_bound``
-per column, see :class:`tidal.stats.counts.ProfileDriftResult`).
+Same tests, thresholds, default choice and output keys as :func:`tidal.data.drift.compare`
+(but for ``reference``, ``current``, ``generated_at``, which name files, and the
+per-column ``distribution`` plot data), so a monitor reading stored profiles and a script
+comparing two files give the same JSON, plus per column ``approximate`` and
+``error_bound`` (see :class:`tidal.stats.counts.ProfileDriftResult`) and ``reason``:
+``"distribution"``, ``"missing"``, ``"distribution and missing"``, or None when the
+column did not drift.
+
+Missing values, as in :func:`tidal.data.drift.compare`: the tests below ignore them,
+but a change in a column's share of missing values is drift too. The share is
+``(missing + infinite) / (count + missing + infinite)``: +-inf counts as missing, as the
+raw path drops it with nulls and NaN. Two-proportion Z-test; drifted when
+p < ``MISSING_P_VALUE`` (0.01) and the share moved by at least ``MISSING_MIN_CHANGE``
+(0.02), the constants of :mod:`tidal.data.drift`. A column with values on one side only
+is a ``"missing"`` result (statistic: the change of the share) when that test says so; a
+column with nothing to compare (no values on either side, or on one side without a
+significant change, or absent from the current profile) is listed under ``skipped``
+with the reason, as the raw path does. A column that is numeric on one side and
+categorical on the other (both with values) is a ``"type"`` drift, kind ``"changed"``,
+reason ``"type changed: ..."``, also as the raw path reports it.
 
 What each test gets from the two profiles:
 
 - chi-square, Z, Jensen-Shannon, PSI: counts on shared keys. Categorical columns and
   numeric columns with at most 20 distinct values over both profiles are counted per
-  value, exactly as the raw tests count them, so the results are equal. Truncated
-  categories (past 1,000) add one shared "other" bin. A numeric column with more values
+  value, exactly as the raw tests count them, so the results are equal. When a side
+  kept only its 1,000 most frequent categories (``other > 0``), a category that side
+  did not keep has an unknown count (somewhere in its ``other``): only categories whose
+  count is known on both sides get a bin (kept by both, or kept by one and absent from
+  an untruncated other side, where its count is 0), and everything else goes to one
+  ``other`` bin on both sides (the side's count minus its counts in those bins). So
+  two samples of one distribution agree on every bin, where comparing a count with an
+  ``other``-folded zero would show drift that is not there; the price is that two
+  truncated sides sharing few kept categories are compared on little more than the
+  ``other`` bin. A numeric column with more values
   uses the reference's histogram bins (plus the under/overflow bins when either side has
   values there); the raw tests cut Sturges bins over both samples instead, which a
   reference fixed in advance cannot do, so the two differ a little on continuous data.
@@ -33,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from tidal.core.errors import ValidationError
+from tidal.data.drift import MISSING_MIN_CHANGE, MISSING_P_VALUE
 from tidal.data.profiles import CATEGORICAL, NUMERIC, ColumnProfile, DatasetProfile
 from tidal.stats.binning import MANY_VALUES
 from tidal.stats.counts import (
@@ -58,42 +83,119 @@ def drift_from_profiles(
 
     ``tests`` and ``thresholds`` override the test and threshold per column;
     ``correction="bonferroni"`` divides the p-value thresholds by the number of columns
-    using a p-value test, as :func:`tidal.stats.defaults.dataset_drift` does.
+    using a p-value test, as :func:`tidal.data.drift.compare` does. Columns that cannot
+    be compared are listed under ``skipped``; when none can be, it is an error.
     """
     if correction not in (None, "bonferroni"):
         raise ValidationError(f"unknown correction {correction!r}: use None or 'bonferroni'")
-    names = list(reference.columns)
-    absent = [name for name in names if name not in current.columns]
-    if absent:
-        raise ValidationError(f"the current profile has no column {', '.join(absent)}")
+    if not 0 < drift_share <= 1:
+        raise ValidationError(f"drift_share must be in (0, 1], got {drift_share}")
     tests, thresholds = dict(tests or {}), dict(thresholds or {})
-    chosen = {name: tests.get(name) or choose_test_from_profiles(
-        name, reference.columns[name], current.columns[name]) for name in names}
-    p_tests = [name for name in names if _test(chosen[name]).uses_p_value]
+    for test in tests.values():
+        _test(test)
+    skipped: list[dict[str, str]] = []
+    measured: list[tuple[str, dict[str, Any], str | None]] = []  # (name, missing, test)
+    for name, ref in reference.columns.items():
+        cur = current.columns.get(name)
+        if cur is None:
+            skipped.append({"column": name, "reason": "not in the current profile"})
+            continue
+        missing = missing_drift(ref, cur)
+        if ref.count == 0 or cur.count == 0:
+            if missing["drifted"]:
+                measured.append((name, missing, None))
+            else:
+                skipped.append({"column": name,
+                                "reason": "no values to compare (all missing)"})
+            continue
+        if ref.kind != cur.kind:  # numbers became text or back: drift in itself
+            measured.append((name, missing, "type"))
+            continue
+        measured.append((name, missing, tests.get(name) or choose_test_from_profiles(
+            name, ref, cur)))
+    if not measured:
+        raise ValidationError("no column of the reference profile can be compared with the "
+                              "current profile: " + "; ".join(
+                                  f"{s['column']}: {s['reason']}" for s in skipped))
+    p_tests = [name for name, _, test in measured
+               if test in TESTS and TESTS[test].uses_p_value]
     results = []
-    for name in names:
-        limit = thresholds.get(name)
-        if limit is None and correction == "bonferroni" and name in p_tests:
-            limit = TESTS[chosen[name]].default_threshold / len(p_tests)
-        results.append(column_drift_from_profiles(
-            name, reference.columns[name], current.columns[name], test=chosen[name],
-            threshold=limit))
-    drifted = sum(result.drifted for result in results)
-    share = drifted / len(results) if results else 0.0
+    for name, missing, test in measured:
+        ref, cur = reference.columns[name], current.columns[name]
+        if test == "type":
+            results.append({
+                "column": name, "test": "type", "statistic": 1.0, "p_value": None,
+                "threshold": 1.0, "drifted": True, "approximate": False, "error_bound": 0.0,
+                "kind": "changed", "missing": missing,
+                "reason": f"type changed: {ref.kind} → {cur.kind}"})
+            continue
+        if test is None:
+            result: dict[str, Any] = {
+                "column": name, "test": "missing",
+                "statistic": abs(missing["current"] - missing["reference"]),
+                "p_value": missing["p_value"], "threshold": MISSING_P_VALUE, "drifted": True,
+                "approximate": False, "error_bound": 0.0}
+        else:
+            limit = thresholds.get(name)
+            if limit is None and correction == "bonferroni" and name in p_tests:
+                limit = TESTS[test].default_threshold / len(p_tests)
+            result = column_drift_from_profiles(name, ref, cur, test=test,
+                                                threshold=limit).to_dict()
+        distribution = test is not None and result["drifted"]
+        result["drifted"] = bool(result["drifted"] or missing["drifted"])
+        result.update(kind=ref.kind if ref.count or not cur.count else cur.kind,
+                      missing=missing, reason=_reason(distribution, missing["drifted"]))
+        results.append(result)
+    drifted = sum(result["drifted"] for result in results)
+    share = drifted / len(results)
     return {
-        "dataset_drift": bool(results) and share >= drift_share,
+        "dataset_drift": share >= drift_share,
         "drift_share": share,
         "number_of_drifted_columns": drifted,
-        "columns": [result.to_dict() for result in results],
+        "threshold": drift_share,
+        "correction": correction,
+        "columns": results,
+        "skipped": skipped,
     }
+
+
+def missing_drift(reference: ColumnProfile, current: ColumnProfile) -> dict[str, Any]:
+    """Shares of missing values (+-inf included) on both sides and whether the share
+    moved: two-proportion Z-test p < MISSING_P_VALUE and a change >= MISSING_MIN_CHANGE."""
+    ref_missing, cur_missing = _missing_count(reference), _missing_count(current)
+    ref_total, cur_total = reference.count + ref_missing, current.count + cur_missing
+    ref_share = ref_missing / ref_total if ref_total else 0.0
+    cur_share = cur_missing / cur_total if cur_total else 0.0
+    p_value = None
+    drifted = False
+    if (ref_missing or cur_missing) and ref_total and cur_total:
+        _, p_value = z_counts(ref_missing, ref_total, cur_missing, cur_total)
+        drifted = p_value < MISSING_P_VALUE and abs(cur_share - ref_share) >= MISSING_MIN_CHANGE
+    return {"reference": ref_share, "current": cur_share, "p_value": p_value,
+            "drifted": bool(drifted)}
+
+
+def _missing_count(column: ColumnProfile) -> int:
+    return column.missing + column.infinite
+
+
+def _reason(distribution: bool, missing: bool) -> str | None:
+    if distribution and missing:
+        return "distribution and missing"
+    if distribution:
+        return "distribution"
+    return "missing" if missing else None
 
 
 def choose_test_from_profiles(column: str, reference: ColumnProfile,
                               current: ColumnProfile) -> str:
     """Evidently's default test for this column, decided from the two profiles."""
     _check(column, reference, current)
-    keys = _shared_keys(reference, current)
-    distinct = MANY_VALUES + 1 if keys is None else len(keys)
+    if reference.values is None or current.values is None:
+        distinct = MANY_VALUES + 1
+    else:  # a lower bound past the category cap, where it is "many" either way
+        distinct = len(set(reference.values) | set(current.values))
+        distinct += 1 if reference.other or current.other else 0
     return default_test(reference.count, distinct, reference.kind == NUMERIC)
 
 
@@ -156,15 +258,25 @@ def _check(column: str, reference: ColumnProfile, current: ColumnProfile) -> Non
 
 
 def _shared_keys(reference: ColumnProfile, current: ColumnProfile) -> list[Any] | None:
-    """The union of both sides' values in the raw tests' order (sorted as strings), plus
-    ``None`` for the shared "other" bin of truncated categories; None when a numeric side
-    has too many values to count each."""
+    """The values to count each in the raw tests' order (sorted as strings), plus
+    ``None`` for the shared "other" bin when a side was truncated; None when a numeric
+    side has too many values to count each.
+
+    Untruncated: the union of both sides' values. Truncated (a side has ``other``): only
+    values whose count is known on both sides, kept there or absent from a side that
+    kept everything (count 0); the rest of each side is its "other" bin.
+    """
     if reference.values is None or current.values is None:
         return None
-    keys: list[Any] = sorted(set(reference.values) | set(current.values), key=str)
+    keys = set(reference.values) | set(current.values)
     if reference.other or current.other:
-        keys.append(None)
-    return keys
+        keys = {key for key in keys
+                if (key in reference.values or not reference.other)
+                and (key in current.values or not current.other)}
+    shared: list[Any] = sorted(keys, key=str)
+    if reference.other or current.other:
+        shared.append(None)
+    return shared
 
 
 def _binned(column: str, reference: ColumnProfile,
@@ -189,9 +301,13 @@ def _binned(column: str, reference: ColumnProfile,
 
 
 def _counts_on(column: ColumnProfile, keys: list[Any]) -> np.ndarray:
+    """Counts on ``keys``; the ``None`` key (last) gets everything not counted before."""
     values = column.values or {}
-    return np.array([column.other if key is None else values.get(key, 0) for key in keys],
-                    dtype=float)
+    counts = np.array([0 if key is None else values.get(key, 0) for key in keys],
+                      dtype=float)
+    if keys and keys[-1] is None:
+        counts[-1] = column.count - counts[:-1].sum()
+    return counts
 
 
 def _distribution(column: ColumnProfile) -> tuple[np.ndarray, np.ndarray, float, bool]:

@@ -10,14 +10,24 @@ A :class:`ColumnProfile` holds, for one column of one batch:
   with an underflow and an overflow bin; and exact counts per distinct value while there
   are at most 20 of them (``MANY_VALUES``, Evidently's limit between "count each value"
   and "cut into bins"), else ``values=None``;
-- categorical (strings, booleans, dates and times, anything not numeric; keys are
-  ``str(value)`` as the raw tests use; a pandas "category" column counts its values): exact
+- categorical (strings, booleans; a pandas "category" column counts its values): keys
+  are the values as Arrow casts them to text, as the raw drift path
+  (:mod:`tidal.data.samples`) does, so booleans are ``"true"``/``"false"``; exact
   counts per category up to ``CATEGORY_CAP`` (1,000) distinct categories. Above the cap
   the 1,000 most frequent are kept (ties by key) and the rest is one ``other`` count.
   Chosen over a frequent-items sketch because drift needs counts on shared keys, and past
-  1,000 categories the top ones carry the distribution; the price: merges are exact while
-  the union stays under the cap, and past it a kept category's count can be short by
-  what a batch had put in ``other`` (totals stay exact).
+  1,000 categories the top ones carry the distribution. Every kept count is exact, also
+  after merging: a merge keeps only the categories whose total it knows (kept by both
+  batches, or kept by one and absent from the other when that one kept everything) and
+  adds the others, whose count a truncated batch hid in its ``other``, to ``other``
+  (summing the known part would undercount them). The price: past the cap, a merge can
+  keep fewer than 1,000 categories (those in every batch's top 1,000); totals stay exact.
+
+Which columns: :func:`profile` leaves out, as :func:`tidal.data.drift.compare` does,
+columns no drift test can compare: dates, times, timestamps and durations (profiled as
+categories, keyed by their text, only when named in ``columns=``), and nested or binary
+values (lists, structs, maps, bytes), which are never profiled. The left-out columns are
+simply absent from the :class:`DatasetProfile`.
 
 Merging is exact for counts, min/max, histograms and value counts; mean and variance
 agree with a one-pass profile to floating rounding; the merged sketch keeps the KLL rank
@@ -124,10 +134,10 @@ class ColumnProfile:
                 return _replace_missing(other, self.missing + other.missing)
             raise ValidationError(f"cannot merge a {self.kind} profile with a {other.kind} one")
         if self.kind == CATEGORICAL:
-            values, rest = _cap(_add_counts(self.values or {}, other.values or {}),
-                                self.other + other.other)
-            return ColumnProfile(CATEGORICAL, self.count + other.count,
-                                 self.missing + other.missing, values=values, other=rest)
+            count = self.count + other.count
+            values, _ = _cap(_known_sum(self, other), 0)
+            return ColumnProfile(CATEGORICAL, count, self.missing + other.missing,
+                                 values=values, other=count - sum(values.values()))
         count = self.count + other.count
         mean, m2 = _chan(self.count, self.mean, self.m2, other.count, other.mean, other.m2)
         values = None
@@ -273,11 +283,26 @@ def profile(source: Any, *, reference: DatasetProfile | None = None,
     Columns are read one at a time. Against a ``reference``, numeric histograms use the
     reference's edges; otherwise ``bins`` equal-width bins, or Sturges' rule when None.
     ``k`` is the KLL sketch size (rank error about 1.3 % at 200).
+
+    Without ``columns``, dates, times, timestamps and durations are left out (drift does
+    not compare them), and so are nested and binary columns: they are simply not in the
+    result. Named in ``columns``, a temporal column is profiled as categories; a nested
+    or binary one is an error.
     """
     if reference is not None and bins is not None:
         raise ValidationError("give bins or a reference (whose edges are used), not both")
     table = open_source(source)
-    names = list(columns) if columns is not None else table.names
+    schema = table.arrow_schema
+    if columns is None:
+        names = [name for name in table.names if _profiled(schema.field(name).type)]
+    else:
+        names = list(columns)
+        for name in names:
+            if name not in table.names:
+                raise ValidationError(f"{table.name} has no column {name!r}")
+            if _unsupported(schema.field(name).type):
+                raise ValidationError(f"column {name!r} holds {schema.field(name).type} "
+                                      "values, which cannot be profiled")
     profiles = {}
     for name in names:
         base = reference.columns.get(name) if reference is not None else None
@@ -298,6 +323,8 @@ def profile_column(values: Any, *, reference: ColumnProfile | None = None,
         values = pa.chunked_array([values])
     if pa.types.is_dictionary(values.type):  # e.g. pandas "category": profile the values
         values = values.cast(values.type.value_type)
+    if _unsupported(values.type):
+        raise ValidationError(f"{values.type} values cannot be profiled")
     kind = _kind(values.type)
     if kind is None:  # all null: no type to go by
         kind = reference.kind if reference is not None else NUMERIC
@@ -312,6 +339,7 @@ def profile_column(values: Any, *, reference: ColumnProfile | None = None,
 
 
 def _kind(arrow_type: Any) -> str | None:
+    """numeric, categorical, or None for an all-null column (no type to go by)."""
     import pyarrow as pa
 
     if pa.types.is_null(arrow_type):
@@ -320,6 +348,29 @@ def _kind(arrow_type: Any) -> str | None:
             or pa.types.is_decimal(arrow_type):
         return NUMERIC
     return CATEGORICAL
+
+
+def _unsupported(arrow_type: Any) -> bool:
+    """Nested or binary values: neither numbers nor categories Arrow can count."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return (pa.types.is_nested(arrow_type) or pa.types.is_binary(arrow_type)
+            or pa.types.is_large_binary(arrow_type)
+            or pa.types.is_fixed_size_binary(arrow_type)
+            or getattr(pa.types, "is_binary_view", lambda _: False)(arrow_type))
+
+
+def _profiled(arrow_type: Any) -> bool:
+    """Whether :func:`profile` takes the column when not told which columns to take:
+    what the raw drift compares (numbers, text, booleans, dictionaries), plus all-null
+    columns, whose kind a reference decides."""
+    import pyarrow as pa
+
+    from tidal.data.samples import arrow_kind
+
+    return pa.types.is_null(arrow_type) or arrow_kind(arrow_type) is not None
 
 
 def _numeric(x: np.ndarray, reference: ColumnProfile | None, bins: int | None,
@@ -395,12 +446,19 @@ def _few_values(x: np.ndarray) -> dict[float, int] | None:
 
 
 def _categorical(values: Any) -> ColumnProfile:
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     present = values.drop_null()
     counts: dict[str, int] = {}
     if len(present):
-        table = pc.value_counts(present)
+        text = present
+        if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+            try:  # as the raw path keys them: booleans "true"/"false", dates ISO
+                text = text.cast(pa.string())
+            except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+                text = None
+        table = pc.value_counts(present if text is None else text)
         for value, count in zip(table.field("values").to_pylist(),
                                 table.field("counts").to_pylist(), strict=True):
             key = value if isinstance(value, str) else str(value)
@@ -415,6 +473,19 @@ def _cap(counts: dict[Any, int], other: int) -> tuple[dict[Any, int], int]:
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     other += sum(count for _, count in ranked[CATEGORY_CAP:])
     return dict(ranked[:CATEGORY_CAP]), other
+
+
+def _known_sum(a: ColumnProfile, b: ColumnProfile) -> dict[str, int]:
+    """Category counts of both batches, for the categories whose total is known: kept by
+    both, or kept by one and absent from the other when that one kept every category
+    (count 0). A category one truncated batch folded into ``other`` has an unknown count
+    there, so it joins ``other`` (summing what is known would undercount it)."""
+    left, right = a.values or {}, b.values or {}
+    total = _add_counts(left, right)
+    if not (a.other or b.other):
+        return total
+    return {key: count for key, count in total.items()
+            if (key in left or not a.other) and (key in right or not b.other)}
 
 
 def _add_counts(left: Mapping[Any, int], right: Mapping[Any, int]) -> dict[Any, int]:
