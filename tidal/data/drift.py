@@ -27,7 +27,14 @@ import numpy as np
 from tidal.core.errors import ValidationError
 from tidal.stats import tests as drift_tests
 from tidal.stats.binning import MANY_VALUES, align_counts, sturges_edges
-from tidal.stats.defaults import DRIFT_SHARE, default_test
+from tidal.stats.defaults import (
+    DRIFT_SHARE,
+    check_options,
+    count_p_value_tests,
+    default_test,
+    threshold_for,
+    verdict,
+)
 
 from .samples import ColumnSample, Kind, arrow_kind, reduce_column
 from .sources import TableSource, open_source
@@ -71,10 +78,10 @@ def compare(
     column; ``correction="bonferroni"`` divides p-value thresholds by the number of
     p-value tests.
     """
-    if correction not in (None, "bonferroni"):
-        raise ValidationError(f"unknown correction {correction!r}: use 'bonferroni' or none")
-    if not 0 < drift_share <= 1:
-        raise ValidationError(f"drift_share must be in (0, 1], got {drift_share}")
+    try:
+        check_options(drift_share, correction)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
     for name, test in (tests or {}).items():
         if test not in drift_tests.TESTS:
             raise ValidationError(f"column {name!r}: unknown drift test {test!r}; choose one "
@@ -106,12 +113,7 @@ def compare(
         raise ValidationError(f"no column of {ref_source.name} can be compared with "
                               f"{cur_source.name} ({reasons or 'no columns'})")
     results = _verdicts(measured, dict(thresholds or {}), correction)
-    drifted = sum(result["drifted"] for result in results)
-    share = drifted / len(results) if results else 0.0
-    return {
-        "dataset_drift": bool(results) and share >= drift_share,
-        "drift_share": share,
-        "number_of_drifted_columns": drifted,
+    return verdict([result["drifted"] for result in results], drift_share) | {
         "threshold": drift_share,
         "correction": correction,
         "reference": {"name": ref_source.name, "rows": ref_source.num_rows},
@@ -276,8 +278,7 @@ def _verdicts(measured: list[_Measured], thresholds: dict[str, float],
     of the distribution test, so a column can drift with a statistic under its threshold
     when the reason is "missing".
     """
-    p_tests = [m for m in measured
-               if m.test in drift_tests.TESTS and drift_tests.TESTS[m.test].uses_p_value]
+    p_tests = count_p_value_tests([m.test for m in measured])
     results = []
     for m in measured:
         if m.test in ("missing", "type"):
@@ -287,9 +288,7 @@ def _verdicts(measured: list[_Measured], thresholds: dict[str, float],
                       "drifted": True, "reason": m.reason or "missing"}
         else:
             test = drift_tests.TESTS[m.test]
-            limit = thresholds.get(m.column)
-            if limit is None and correction == "bonferroni" and test.uses_p_value:
-                limit = test.default_threshold / len(p_tests)
+            limit = threshold_for(m.test, thresholds.get(m.column), correction, p_tests)
             result = test.verdict(m.column, m.statistic, m.p_value, limit).to_dict()
             reasons = [why for why, hit in (("distribution", result["drifted"]),
                                             ("missing", m.missing["drifted"])) if hit]

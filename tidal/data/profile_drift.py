@@ -70,7 +70,14 @@ from tidal.stats.counts import (
     wasserstein_weighted,
     z_counts,
 )
-from tidal.stats.defaults import DRIFT_SHARE, default_test
+from tidal.stats.defaults import (
+    DRIFT_SHARE,
+    check_options,
+    count_p_value_tests,
+    default_test,
+    threshold_for,
+    verdict,
+)
 from tidal.stats.tests import TESTS
 
 
@@ -86,10 +93,10 @@ def drift_from_profiles(
     using a p-value test, as :func:`tidal.data.drift.compare` does. Columns that cannot
     be compared are listed under ``skipped``; when none can be, it is an error.
     """
-    if correction not in (None, "bonferroni"):
-        raise ValidationError(f"unknown correction {correction!r}: use None or 'bonferroni'")
-    if not 0 < drift_share <= 1:
-        raise ValidationError(f"drift_share must be in (0, 1], got {drift_share}")
+    try:
+        check_options(drift_share, correction)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
     tests, thresholds = dict(tests or {}), dict(thresholds or {})
     for test in tests.values():
         _test(test)
@@ -117,8 +124,7 @@ def drift_from_profiles(
         raise ValidationError("no column of the reference profile can be compared with the "
                               "current profile: " + "; ".join(
                                   f"{s['column']}: {s['reason']}" for s in skipped))
-    p_tests = [name for name, _, test in measured
-               if test in TESTS and TESTS[test].uses_p_value]
+    p_tests = count_p_value_tests([test for _, _, test in measured])
     results = []
     for name, missing, test in measured:
         ref, cur = reference.columns[name], current.columns[name]
@@ -136,9 +142,7 @@ def drift_from_profiles(
                 "p_value": missing["p_value"], "threshold": MISSING_P_VALUE, "drifted": True,
                 "approximate": False, "error_bound": 0.0}
         else:
-            limit = thresholds.get(name)
-            if limit is None and correction == "bonferroni" and name in p_tests:
-                limit = TESTS[test].default_threshold / len(p_tests)
+            limit = threshold_for(test, thresholds.get(name), correction, p_tests)
             result = column_drift_from_profiles(name, ref, cur, test=test,
                                                 threshold=limit).to_dict()
         distribution = test is not None and result["drifted"]
@@ -146,12 +150,7 @@ def drift_from_profiles(
         result.update(kind=ref.kind if ref.count or not cur.count else cur.kind,
                       missing=missing, reason=_reason(distribution, missing["drifted"]))
         results.append(result)
-    drifted = sum(result["drifted"] for result in results)
-    share = drifted / len(results)
-    return {
-        "dataset_drift": share >= drift_share,
-        "drift_share": share,
-        "number_of_drifted_columns": drifted,
+    return verdict([result["drifted"] for result in results], drift_share) | {
         "threshold": drift_share,
         "correction": correction,
         "columns": results,

@@ -67,6 +67,37 @@ def column_drift(
     return TESTS[name].run(column, ref, cur, is_numeric, threshold)
 
 
+def check_options(drift_share: float, correction: str | None) -> None:
+    """Refuse a drift share outside (0, 1] or an unknown correction (ValueError)."""
+    if correction not in (None, "bonferroni"):
+        raise ValueError(f"unknown correction {correction!r}: use None or 'bonferroni'")
+    if not 0 < drift_share <= 1:
+        raise ValueError(f"drift_share must be in (0, 1], got {drift_share}")
+
+
+def threshold_for(test: str, override: float | None, correction: str | None,
+                  p_value_tests: int) -> float | None:
+    """The threshold a column's test uses: the user's, else the default divided by the
+    number of p-value tests under Bonferroni, else None (the test's own default)."""
+    if override is not None:
+        return override
+    if correction == "bonferroni" and test in TESTS and TESTS[test].uses_p_value:
+        return TESTS[test].default_threshold / max(p_value_tests, 1)
+    return None
+
+
+def count_p_value_tests(tests: Sequence[str | None]) -> int:
+    return sum(1 for test in tests if test in TESTS and TESTS[test].uses_p_value)
+
+
+def verdict(drifted: Sequence[bool], drift_share: float) -> dict[str, Any]:
+    """The dataset-level part of a drift result, from each column's verdict."""
+    count = sum(bool(flag) for flag in drifted)
+    share = count / len(drifted) if drifted else 0.0
+    return {"dataset_drift": bool(drifted) and share >= drift_share, "drift_share": share,
+            "number_of_drifted_columns": count}
+
+
 def dataset_drift(
     reference: Mapping[str, Any], current: Mapping[str, Any], *,
     columns: Sequence[str] | None = None, tests: Mapping[str, str] | None = None,
@@ -79,28 +110,20 @@ def dataset_drift(
     """
     names = list(columns if columns is not None else reference.keys())
     tests, thresholds = dict(tests or {}), dict(thresholds or {})
-    if correction not in (None, "bonferroni"):
-        raise ValueError(f"unknown correction {correction!r}: use None or 'bonferroni'")
+    check_options(drift_share, correction)
     chosen = {}
     for name in names:
         ref, cur = _clean(reference[name]), _clean(current[name])
         chosen[name] = tests.get(name) or choose_test(ref, cur, _is_numeric(ref))
-    p_tests = [n for n in names if TESTS[chosen[n]].uses_p_value]
-    results = []
-    for name in names:
-        limit = thresholds.get(name)
-        if limit is None and correction == "bonferroni" and name in p_tests:
-            limit = TESTS[chosen[name]].default_threshold / len(p_tests)
-        results.append(column_drift(name, reference[name], current[name], test=chosen[name],
-                                    threshold=limit))
-    drifted = sum(result.drifted for result in results)
-    share = drifted / len(results) if results else 0.0
-    return {
-        "dataset_drift": bool(results) and share >= drift_share,
-        "drift_share": share,
-        "number_of_drifted_columns": drifted,
-        "columns": [result.to_dict() for result in results],
-    }
+    p_tests = count_p_value_tests(list(chosen.values()))
+    results = [
+        column_drift(name, reference[name], current[name], test=chosen[name],
+                     threshold=threshold_for(chosen[name], thresholds.get(name), correction,
+                                             p_tests))
+        for name in names
+    ]
+    return verdict([r.drifted for r in results], drift_share) | {
+        "columns": [result.to_dict() for result in results]}
 
 
 def _clean(values: Any) -> np.ndarray:
