@@ -58,3 +58,17 @@ def test_drift_power_quick_writes_its_figures(tmp_path: Path):
     # a +0.5 sd mean shift on 1,500 rows cannot be missed
     big = [r for r in rows if r["rows"] == 1_500 and r["scenario"] == "mean_shift"]
     assert all(r["tidal"]["detection"] == 1.0 for r in big)
+
+
+def test_data_speed_runs_every_step_and_finds_the_shift(tmp_path: Path):
+    output = tmp_path / "data_speed.json"
+    subprocess.run(
+        [sys.executable, str(BENCHMARKS / "data_speed.py"), "--rows", "3000", "--repeats", "1",
+         "--scratch", str(tmp_path / "scratch"), "--output", str(output)],
+        check=True, capture_output=True, text=True, timeout=120,
+    )
+    figures = json.loads(output.read_text())["figures"]
+    assert set(figures) == {"schema", "validate", "profile", "profile_window", "merge_drift"}
+    assert figures["schema"]["columns"] == 25
+    assert figures["merge_drift"]["drifted"] == [f"n{i:02d}" for i in range(6)]
+    assert 10_000 < figures["profile"]["profile_bytes"] < 500_000
