@@ -53,6 +53,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402  (shared with the drift benchmarks)
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "tracking.json"
 DEFAULT_PEER_VENV = HERE / ".peers" / "mlflow-venv"
@@ -384,21 +387,7 @@ def print_table(rows: list[dict[str, Any]], header: str) -> None:
               else f"{r['ratio_mlflow_over_tidal']:.1f}x",
               r["target"] or "-",
               {True: "yes", False: "NO", None: "-"}[r["target_met"]]] for r in rows]
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        print(header)
-        widths = [max(len(str(x)) for x in col) for col in zip(cols, *table, strict=True)]
-        for line in [cols, *table]:
-            print(" | ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)))
-        return
-    rt = Table(title=header)
-    for i, c in enumerate(cols):
-        rt.add_column(c, justify="left" if i == 0 else "right")
-    for line in table:
-        rt.add_row(*line)
-    Console(width=160).print(rt)
+    peers.print_table(header, cols, table)
 
 
 def main_parent(args: argparse.Namespace) -> int:

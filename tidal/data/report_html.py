@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tidal import __version__
-from tidal.data.svg import CURRENT_COLOUR, REFERENCE_COLOUR, distribution_svg
+from tidal.data.svg import CURRENT_COLOUR, REFERENCE_COLOUR, distribution_svg, fmt_number
 
 DEFAULT_DATASET_THRESHOLD = 0.5
 HEADINGS = ("Column", "Type", "Test", "Statistic", "p-value", "Threshold", "Verdict",
@@ -249,11 +249,7 @@ def _float(value: Any) -> float:
 
 
 def _number(value: float) -> str:
-    if math.isnan(value):
-        return "—"
-    if math.isinf(value):
-        return "∞" if value > 0 else "−∞"
-    return f"{value:.4g}"
+    return fmt_number(value, 4)
 
 
 def _p_value(value: Any) -> str:

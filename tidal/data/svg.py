@@ -133,13 +133,13 @@ def describe(chart: Chart) -> str:
             f"current {chart.current[i]:.1f}%.")
 
 
-def fmt_number(value: float) -> str:
-    """Compact number for axis labels and tooltips (3 significant digits)."""
+def fmt_number(value: float, digits: int = 3) -> str:
+    """Compact number for labels and tooltips ("—" for NaN, "∞" for infinity)."""
     if math.isnan(value):
         return "—"
     if math.isinf(value):
         return "∞" if value > 0 else "−∞"
-    return f"{value:.3g}"
+    return f"{value:.{digits}g}"
 
 
 def _y_max(chart: Chart) -> float:
