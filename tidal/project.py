@@ -22,6 +22,7 @@ from tidal.core.errors import NotFoundError, ValidationError
 from tidal.runtime.native import FLAVOR as NATIVE_FLAVOR
 from tidal.runtime.native import dump_native, load_native
 from tidal.store.database import Database
+from tidal.store.lineage import LineageRepository
 from tidal.store.records import EventRecord, ModelRecord, RunRecord, VersionRecord
 from tidal.store.registry import RegistryRepository
 from tidal.store.tracking import TrackingRepository
@@ -57,6 +58,10 @@ class Project:
     @cached_property
     def registry(self) -> RegistryRepository:
         return RegistryRepository(self.db)
+
+    @cached_property
+    def lineage(self) -> LineageRepository:
+        return LineageRepository(self.db)
 
     def store_exists(self) -> bool:
         """False only when the store is a SQLite file that has not been created yet."""

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Double,
     ForeignKey,
     Index,
@@ -204,3 +205,64 @@ class Event(Base):
     actor: Mapped[str | None] = mapped_column(String(256))
     reason: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+
+class PipelineRun(Base):
+    """One execution of a pipeline: what ran, from which code, with which parameters."""
+
+    __tablename__ = "pipeline_runs"
+    __table_args__ = (
+        Index("ix_pipeline_runs_name_started", "name", "started_at", "id"),
+        Index("ix_pipeline_runs_started", "started_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    #: the pipeline's parameters as JSON text
+    params: Mapped[str] = mapped_column(Text)
+    code_commit: Mapped[str | None] = mapped_column(String(64))
+    code_dirty_hash: Mapped[str | None] = mapped_column(Sha256)
+    actor: Mapped[str | None] = mapped_column(String(256))
+    #: the experiment run that tracks this pipeline run, if any (no foreign key: deleting
+    #: a tracked run must not erase how an artifact was made)
+    run_id: Mapped[str | None] = mapped_column(Id)
+    started_at: Mapped[float] = mapped_column(Double)
+    ended_at: Mapped[float | None] = mapped_column(Double)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class StepRun(Base):
+    """One execution of a pipeline step, or one cache hit standing in for it.
+
+    ``cache_key`` hashes the step's code, parameters and input hashes; a FINISHED row with
+    an output is what a later run with the same key reuses. ``inputs`` and ``output_sha256``
+    are the lineage: each input hash leads to the step run that produced it.
+    """
+
+    __tablename__ = "step_runs"
+    __table_args__ = (
+        Index("ix_step_runs_cache_key_status", "cache_key", "status"),
+        Index("ix_step_runs_pipeline_started", "pipeline_run_id", "started_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(Id, primary_key=True)
+    pipeline_run_id: Mapped[str] = mapped_column(
+        ForeignKey("pipeline_runs.id", ondelete="CASCADE")
+    )
+    step: Mapped[str] = mapped_column(String(256))
+    cache_key: Mapped[str] = mapped_column(Sha256)
+    code_hash: Mapped[str] = mapped_column(Sha256)
+    #: the step's parameters as JSON text
+    params: Mapped[str] = mapped_column(Text)
+    #: JSON text: a list of {"name": ..., "sha256": ...}, in the step's argument order
+    inputs: Mapped[str] = mapped_column(Text)
+    output_sha256: Mapped[str | None] = mapped_column(Sha256, index=True)
+    output_size: Mapped[int | None] = mapped_column(BigInteger)
+    #: FINISHED or FAILED; a cache hit is FINISHED with ``cached`` set
+    status: Mapped[str] = mapped_column(String(16))
+    cached: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[float] = mapped_column(Double)
+    ended_at: Mapped[float] = mapped_column(Double)
+    duration: Mapped[float] = mapped_column(Double)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -146,3 +146,54 @@ class EventRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class StepRunRecord:
+    """One execution of a pipeline step (or a cache hit standing in for one)."""
+
+    id: str
+    pipeline_run_id: str
+    step: str
+    cache_key: str
+    code_hash: str
+    params: dict[str, Any]
+    #: ``[{"name": ..., "sha256": ...}, ...]`` in the step's argument order
+    inputs: list[dict[str, str]]
+    output_sha256: str | None
+    output_size: int | None
+    status: str
+    cached: bool
+    started_at: float
+    ended_at: float
+    duration: float
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class PipelineRunRecord:
+    id: str
+    name: str
+    status: str
+    params: dict[str, Any]
+    code_commit: str | None
+    code_dirty_hash: str | None
+    actor: str | None
+    run_id: str | None
+    started_at: float
+    ended_at: float | None
+    error: str | None = None
+    #: its step runs, in the order they started
+    steps: list[StepRunRecord] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration"] = self.duration
+        return data
