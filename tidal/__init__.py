@@ -25,6 +25,10 @@ _LAZY = {
     "active_run": ("tidal.run", "active_run"),
     "TidalError": ("tidal.core.errors", "TidalError"),
     "ManualClock": ("tidal.core.clock", "ManualClock"),
+    "step": ("tidal.pipeline.step", "step"),
+    "Pipeline": ("tidal.pipeline.graph", "Pipeline"),
+    "File": ("tidal.pipeline.keys", "File"),
+    "run_pipeline": ("tidal.pipeline.runner", "run_pipeline"),
 }
 _default_project: Project | None = None
 
