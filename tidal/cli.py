@@ -29,6 +29,9 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
+pipelines_app = typer.Typer(no_args_is_help=True,
+                            help="Pipeline runs: their steps, cache hits and lineage.")
+app.add_typer(pipelines_app, name="pipelines")
 
 ProjectOption = Annotated[
     Path | None,
@@ -357,6 +360,57 @@ def models_history(
              e.reason or ""] for e in events]
     display.console.print(display.table(f"history of {name}",
                                         ["when", "event", "what", "who", "why"], rows))
+
+
+# -- pipelines ---------------------------------------------------------------------------
+@pipelines_app.command("list")
+def pipelines_list(
+    name: Annotated[str | None, typer.Option("--name", help="Only this pipeline.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000)] = 20,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pipeline runs, newest first, with how many steps ran and how many were cached."""
+    runs = _project(project).lineage.list_pipeline_runs(name=name, limit=limit)
+    if as_json:
+        display.print_json([run.to_dict() for run in runs])
+        return
+    with_errors = any(run.error for run in runs)
+    rows = []
+    for run in runs:
+        row = [short_id(run.id), run.name, _status(run.status),
+               display.when(run.started_at, short=True), display.duration(run.duration),
+               str(sum(not s.cached for s in run.steps)), str(sum(s.cached for s in run.steps))]
+        if with_errors:
+            row.append((run.error or "").split("\n")[0])
+        rows.append(row)
+    headers = ["run", "pipeline", "status", "started", "took", "ran", "cached"]
+    display.console.print(display.table(
+        f"{len(runs)} pipeline runs", headers + (["error"] if with_errors else []), rows,
+        no_wrap=("run", "status", "started", "took", "ran", "cached")))
+
+
+@pipelines_app.command("show")
+def pipelines_show(
+    run_id: Annotated[str, typer.Argument(help="Pipeline run id or a unique prefix.")],
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One pipeline run: every step with its cache key, inputs, output and time."""
+    run = _project(project).lineage.get_pipeline_run(run_id)
+    if as_json:
+        display.print_json(run.to_dict())
+        return
+    display.console.print(
+        f"{run.name} {run.id} — {run.status}, {display.duration(run.duration)}, "
+        f"code {run.code_commit or 'unknown'}{' (dirty)' if run.code_dirty_hash else ''}")
+    rows = [[s.step, "cached" if s.cached else s.status.lower(), display.duration(s.duration),
+             ", ".join(f"{i['name']}={i['sha256'][:10]}" for i in s.inputs),
+             (s.output_sha256 or "")[:12], s.cache_key[:12]] for s in run.steps]
+    display.console.print(display.table(
+        "steps", ["step", "status", "took", "inputs", "output", "cache key"], rows))
+    if run.error:
+        display.console.print(f"error: {run.error}")
 
 
 # -- the main job ----------------------------------------------------------------------------
