@@ -85,3 +85,20 @@ def test_bad_data_section_is_explained(tmp_path: Path, content: str, message: st
     (tmp_path / "tidal.toml").write_text(content)
     with pytest.raises(ConfigError, match=message):
         load_settings(tmp_path, environ={})
+
+
+def test_the_pipeline_section_is_parsed_and_checked(tmp_path):
+    from tidal.core.config import load_settings
+    from tidal.core.errors import ConfigError
+
+    (tmp_path / "tidal.toml").write_text(
+        '[data]\ntarget = "cnt"\n[pipeline]\nsource = "bike.csv"\nmodel = "bikes"\n'
+        'slices = [{column = "season"}, {column = "temp", bins = [0, 20, 45], min = 0.5}]\n'
+        '[pipeline.gate]\nmetric = "rmse"\n')
+    settings = load_settings(tmp_path, environ={})
+    assert settings.pipeline.source == "bike.csv" and settings.pipeline.executor == "process"
+    assert settings.pipeline.slices[1].bins == [0, 20, 45]
+    assert settings.pipeline.gate.metric == "rmse"
+    (tmp_path / "tidal.toml").write_text('[pipeline]\ntest_size = 1.5\nexecutor = "spark"\n')
+    with pytest.raises(ConfigError, match="pipeline.test_size.*pipeline.executor"):
+        load_settings(tmp_path, environ={})

@@ -112,11 +112,65 @@ class DataSection(BaseModel):
         return roles
 
 
+class SqlSource(BaseModel):
+    """A source read with SQLAlchemy: ``source = {url = "...", query = "select ..."}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+
+
+class SliceSection(BaseModel):
+    """A slice: a column's values, or a numeric column cut at ``bins`` edges."""
+
+    model_config = ConfigDict(extra="forbid")
+    column: str = Field(min_length=1)
+    bins: list[float] | None = Field(default=None, min_length=2)
+    #: the slice's worst value may not fall below (above, for errors) this
+    min: float | None = None
+    #: how far the slice may regress against the champion's same slice
+    max_regression: float | None = Field(default=None, ge=0)
+
+
+class GateSection(BaseModel):
+    """``[pipeline.gate]``: when a candidate is blessed."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: the metric that decides (default: accuracy or rmse by task)
+    metric: str | None = None
+    champion_tolerance: float = Field(default=0.01, ge=0)
+    #: prefer the linear model when it is this close to the best
+    simpler_tolerance: float = Field(default=0.005, ge=0)
+
+
+class PipelineSection(BaseModel):
+    """``[pipeline]``: the standard tabular pipeline ``tidal run`` runs.
+
+    Target, time and segment columns come from ``[data]`` (one place per fact).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    source: str | SqlSource | None = None
+    model: str | None = Field(default=None, min_length=1)
+    task: Literal["classification", "regression"] | None = None
+    schema_file: str = "schema.yaml"
+    allow_anomalies: list[str] = []
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 0
+    candidates: list[str] | None = None
+    search_budget: int = Field(default=0, ge=0)
+    slices: list[SliceSection] = []
+    gate: GateSection = GateSection()
+    executor: Literal["inline", "process", "ray"] = "process"
+    ray_address: str | None = None
+
+
 class FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     store: StoreSection = StoreSection()
     artifacts: ArtifactsSection = ArtifactsSection()
     data: DataSection = DataSection()
+    pipeline: PipelineSection = PipelineSection()
 
 
 class Settings(BaseModel):
@@ -131,6 +185,7 @@ class Settings(BaseModel):
     actor: str = "unknown"
     #: the ``[data]`` section as written (roles and constraint overrides for schemas)
     data: DataSection = DataSection()
+    pipeline: PipelineSection = PipelineSection()
 
     @property
     def state_dir(self) -> Path:
@@ -185,6 +240,7 @@ def load_settings(
         busy_timeout=parsed.store.busy_timeout,
         actor=actor,
         data=parsed.data,
+        pipeline=parsed.pipeline,
     )
 
 
