@@ -27,6 +27,9 @@ _EXPORTS = {
     "ColumnSchema": "schema", "Schema": "schema", "load_schema": "schema",
     "save_schema": "schema",
     "DataReadError": "sources", "TableSource": "sources", "open_source": "sources",
+    "Snapshot": "snapshot", "snapshot": "snapshot", "snapshot_sql": "snapshot",
+    "load_snapshot": "snapshot",
+    "Split": "split", "split": "split",
     "Anomaly": "validation", "ValidationResult": "validation", "validate": "validation",
 }
 
