@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from tidal.artifacts.store import ArtifactStore
 from tidal.core.errors import IntegrityError, NotFoundError, ValidationError
-from tidal.data.snapshot import Snapshot, load_snapshot, snapshot, snapshot_sql
+from tidal.data.snapshots import Snapshot, load_snapshot, snapshot, snapshot_sql
 from tidal.data.sources import DataReadError
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -14,7 +14,7 @@ import pytest
 
 from tidal.core.errors import ValidationError
 from tidal.data.sources import open_source
-from tidal.data.split import RARE_CLASS_ROWS, SMALL_DATA_ROWS, Split, split
+from tidal.data.splits import RARE_CLASS_ROWS, SMALL_DATA_ROWS, Split, split
 
 DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 ELEC2 = DATA_DIR / "elec2.csv.gz"

@@ -27,9 +27,9 @@ _EXPORTS = {
     "ColumnSchema": "schema", "Schema": "schema", "load_schema": "schema",
     "save_schema": "schema",
     "DataReadError": "sources", "TableSource": "sources", "open_source": "sources",
-    "Snapshot": "snapshot", "snapshot": "snapshot", "snapshot_sql": "snapshot",
-    "load_snapshot": "snapshot",
-    "Split": "split", "split": "split",
+    "Snapshot": "snapshots", "snapshot": "snapshots", "snapshot_sql": "snapshots",
+    "load_snapshot": "snapshots",
+    "Split": "splits", "split": "splits",
     "Anomaly": "validation", "ValidationResult": "validation", "validate": "validation",
 }
 
