@@ -177,5 +177,5 @@ def test_bad_definitions_are_clear_errors(folder, project):
                      executor="spark")
 
 
-def test_a_step_outside_a_pipeline_is_the_plain_function():
+def test_a_step_outside_a_pipeline_is_the_plain_function(folder):
     assert scale([1.0, 2.0], factor=3.0) == [3.0, 6.0]

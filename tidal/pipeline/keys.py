@@ -24,7 +24,7 @@ from tidal.core.hashing import CHUNK_SIZE, sha256_json
 class File:
     """A file argument whose content, not only its name, belongs to the cache key.
 
-    The step receives the path as a string.
+    The step receives the absolute path as a string.
     """
 
     path: str | Path
@@ -72,9 +72,10 @@ def cache_key(step_name: str, code: str, params: dict[str, Any],
 
 
 def runtime_value(value: Any) -> Any:
-    """What the step function receives for a parameter: a File becomes its path text."""
+    """What the step function receives for a parameter: a File becomes its absolute path
+    (workers may run in another folder, Ray's in the folder Ray was started from)."""
     if isinstance(value, File):
-        return str(value.path)
+        return str(Path(value.path).resolve())
     if isinstance(value, list):
         return [runtime_value(item) for item in value]
     if isinstance(value, tuple):

@@ -22,8 +22,11 @@ from tidal.core.errors import TidalError
 from tidal.pipeline.executors import InputRef, Job, Outcome, execute, make_executor
 from tidal.pipeline.graph import Node, Pipeline
 from tidal.pipeline.keys import cache_key, fingerprint, runtime_value
+from tidal.pipeline.progress import PipelineProgress
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from tidal.project import Project
 
 
@@ -76,13 +79,20 @@ class PipelineResult:
 
 
 def run_pipeline(pipeline: Pipeline, *, project: Project | None = None,
-                 executor: str = "process", max_workers: int | None = None) -> PipelineResult:
-    """Run ``pipeline`` in ``project`` (default: the current folder's project)."""
+                 executor: str = "process", max_workers: int | None = None,
+                 ray_address: str | None = None,
+                 progress: bool | Console | None = None) -> PipelineResult:
+    """Run ``pipeline`` in ``project`` (default: the current folder's project).
+
+    ``ray_address``: the Ray cluster for ``executor="ray"`` (else ``$TIDAL_RAY_ADDRESS``,
+    else Ray's own default). ``progress``: draw progress on stderr (``None``: when it is
+    a terminal), or on the given rich ``Console``.
+    """
     import tidal
     from tidal.core.codeinfo import code_info
 
     project = project or tidal.get_project()
-    pool = make_executor(executor, max_workers)
+    pool = make_executor(executor, max_workers, ray_address)
     code = code_info(str(project.settings.project_dir))
     record = project.lineage.start_pipeline_run(
         pipeline.name, params=pipeline.params, code_commit=code.git_commit,
@@ -93,6 +103,8 @@ def run_pipeline(pipeline: Pipeline, *, project: Project | None = None,
     failure: StepFailedError | None = None
     running: dict[Future[Outcome], tuple[Node, str, dict[str, Any], dict[str, str], float]] = {}
     waiting = list(pipeline.nodes)
+    display = PipelineProgress(pipeline.name, len(pipeline.nodes), enabled=progress)
+    display.start()
     try:
         while waiting or running:
             progressed = True
@@ -104,12 +116,14 @@ def run_pipeline(pipeline: Pipeline, *, project: Project | None = None,
                     params, inputs = _identity(node, outputs)
                     key = cache_key(node.step.name, node.step.code_hash, params, inputs)
                     if _reuse(project, record.id, node, key, params, inputs, outputs, result):
+                        display.finished(node.label, "CACHED")
                         continue
                     job = Job(node.step, _job_args(node.args, outputs),
                               {k: _job_value(v, outputs) for k, v in node.kwargs.items()},
                               project.settings.artifact_root)
                     running[pool.submit(execute, job)] = (node, key, params, inputs,
                                                           project.clock.now())
+                    display.started(node.label)
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -126,6 +140,7 @@ def run_pipeline(pipeline: Pipeline, *, project: Project | None = None,
                 result.steps[node.label] = StepResult(
                     node.label, node.step.name, key, status, outcome.sha256, outcome.size,
                     outcome.seconds, outcome.error)
+                display.finished(node.label, status, outcome.seconds)
                 if outcome.error is None:
                     outputs[node.index] = outcome.sha256  # type: ignore[assignment]
                 elif failure is None:
@@ -137,6 +152,7 @@ def run_pipeline(pipeline: Pipeline, *, project: Project | None = None,
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        display.stop()
     for node in waiting:
         result.steps[node.label] = StepResult(node.label, node.step.name, "", "SKIPPED")
     project.lineage.finish_pipeline_run(
