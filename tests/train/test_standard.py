@@ -1,0 +1,65 @@
+"""The standard pipeline from tidal.toml alone, on real Elec2 data split by time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import tidal
+from tidal.pipeline import StepFailedError
+from tidal.train.standard import run_standard
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.fixture
+def elec2_project(tmp_path: Path) -> Path:
+    frame = pd.read_csv(DATA / "elec2.csv.gz").iloc[:6_000]
+    frame["t"] = pd.Timestamp("1996-05-07") + pd.to_timedelta(
+        [30 * i for i in range(len(frame))], unit="min")
+    frame.to_csv(tmp_path / "elec2.csv", index=False)
+    (tmp_path / "tidal.toml").write_text(
+        '[data]\ntarget = "target"\ntimestamp = "t"\n'
+        '[pipeline]\nsource = "elec2.csv"\nmodel = "elec2"\n'
+        'candidates = ["linear", "hist_gradient_boosting"]\n'
+        'slices = [{column = "feat_1", bins = [0, 0.5, 1.0]}]\n')
+    return tmp_path
+
+
+def test_train_gate_register_then_everything_cached(elec2_project: Path):
+    with tidal.Project(elec2_project) as project:
+        first = run_standard(project, executor="inline", progress=False)
+        assert first["status"] == "blessed" and first["model"] == "elec2:1"
+        assert first["score"] > first["baseline"]
+        version = project.model_version("elec2@champion")
+        assert version.version == 1 and version.dataset_hash == first["snapshot"]
+        assert version.metrics["gate"]["blessed"] is True
+        assert {row["slice"] for row in version.metrics["slices"]} == {"(all)", "feat_1"}
+        assert set(version.metrics["candidates"]) == {"baseline", "linear",
+                                                      "hist_gradient_boosting"}
+
+        second = run_standard(project, executor="inline", progress=False)
+        assert second["ran"] == [] and "train_candidate" in second["cached"]
+        # same data, code, parameters and seed: the same model bytes
+        assert project.model_version("elec2:2").artifact_sha256 == version.artifact_sha256
+        # lineage: the registered bytes are the training step's output, so the model
+        # walks back to its split, validation and data snapshot
+        chain = project.lineage.lineage(version.artifact_sha256)
+        assert [step.step for step in chain] == ["snapshot_data", "validate_data",
+                                                 "split_data", "train_candidate"]
+
+
+def test_a_batch_with_anomalies_stops_before_training(elec2_project: Path):
+    from tidal.data import infer_schema, save_schema
+
+    schema = infer_schema(elec2_project / "elec2.csv", target="target")
+    save_schema(schema, elec2_project / "schema.yaml")
+    frame = pd.read_csv(elec2_project / "elec2.csv")
+    frame.loc[:9, "feat_2"] = 7.5  # far outside the reviewed range [0, 1]
+    frame.to_csv(elec2_project / "elec2.csv", index=False)
+    with tidal.Project(elec2_project) as project:
+        with pytest.raises(StepFailedError, match="out_of_range.*feat_2"):
+            run_standard(project, executor="inline", progress=False)
+        assert project.list_models() == []
