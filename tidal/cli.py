@@ -58,11 +58,15 @@ def _project(path: Path | None, create: bool = False):  # -> Project
 # -- project and store -------------------------------------------------------------------
 @app.command()
 def init(
+    data: Annotated[Path | None, typer.Argument(
+        help="A CSV or Parquet file to build the project around (optional).")] = None,
+    target: Annotated[str | None, typer.Option(
+        "--target", help="The column to predict (with DATA).")] = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create tidal.toml and the metadata store in a project folder."""
-    from tidal.core.config import CONFIG_FILE, DEFAULT_ARTIFACT_ROOT, DEFAULT_STORE_URL
+    """Create tidal.toml and the store; with DATA, also its schema and a pipeline."""
+    from tidal.core.config import CONFIG_FILE
     from tidal.store.database import redact
     from tidal.store.migrate import upgrade
 
@@ -70,24 +74,98 @@ def init(
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / CONFIG_FILE
     created = not config.exists()
+    if data is not None and target is None:
+        raise TidalError("with DATA, name the column to predict: --target COLUMN")
     if created:
-        config.write_text(
-            "# Tidal project settings; TIDAL_STORE_URL and TIDAL_ARTIFACT_ROOT override them.\n"
-            "[store]\n"
-            f'url = "{DEFAULT_STORE_URL}"  # or "postgresql+psycopg://user@host/db"\n\n'
-            "[artifacts]\n"
-            f'root = "{DEFAULT_ARTIFACT_ROOT}"  # or any fsspec URL, e.g. "s3://bucket/tidal"\n'
-        )
+        config.write_text(_config_text(folder, data, target))
+    elif data is not None:
+        raise TidalError(f"{config} exists already; add the [data] and [pipeline] sections "
+                         "there, or init a new folder")
     handle = _project(folder, create=True)
     before, after = upgrade(handle.db)
     result = {"project_dir": str(folder), "config": str(config), "created": created,
               "store_url": redact(handle.settings.store_url), "schema": after}
+    if data is not None:
+        from tidal.data import infer_schema, save_schema
+
+        schema = infer_schema(data, target=target, overrides=handle.settings.data)
+        result["schema_file"] = str(save_schema(schema, folder / "schema.yaml"))
     if as_json:
         display.print_json(result)
     else:
         verb = "Created" if created else "Found"
         display.console.print(f"{verb} {config}\nStore: {result['store_url']} "
                               f"(schema {after})")
+        if data is not None:
+            display.console.print(f"Schema: {result['schema_file']} (review it), then "
+                                  "`tidal run`")
+
+
+def _config_text(folder: Path, data: Path | None, target: str | None) -> str:
+    from tidal.core.config import DEFAULT_ARTIFACT_ROOT, DEFAULT_STORE_URL
+
+    text = (
+        "# Tidal project settings; TIDAL_STORE_URL and TIDAL_ARTIFACT_ROOT override them.\n"
+        "[store]\n"
+        f'url = "{DEFAULT_STORE_URL}"  # or "postgresql+psycopg://user@host/db"\n\n'
+        "[artifacts]\n"
+        f'root = "{DEFAULT_ARTIFACT_ROOT}"  # or any fsspec URL, e.g. "s3://bucket/tidal"\n'
+    )
+    if data is None:
+        return text
+    try:
+        source = data.resolve().relative_to(folder)
+    except ValueError:
+        source = data.resolve()
+    model = data.name.split(".")[0] or "model"
+    return text + (
+        "\n# The columns' roles; the reviewed schema is in schema.yaml.\n[data]\n"
+        f"target = {_toml_string(target or '')}\n"
+        "# timestamp = \"time\"   # split by time when the data has a time column\n"
+        "# segments = [\"region\"]\n\n"
+        "# The standard pipeline `tidal run` runs.\n[pipeline]\n"
+        f"source = {_toml_string(str(source))}\n"
+        f"model = {_toml_string(model)}\n"
+        "# candidates = [\"linear\", \"random_forest\", \"hist_gradient_boosting\"]\n"
+        "# search_budget = 20\n"
+        "# slices = [{column = \"region\"}, {column = \"age\", bins = [0, 30, 60, 120]}]\n"
+        "# allow_anomalies = [\"out_of_range\"]\n\n"
+        "[pipeline.gate]\n"
+        "champion_tolerance = 0.01   # how much worse than the champion a new model may be\n"
+    )
+
+
+def _toml_string(value: str) -> str:
+    import json
+
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+@app.command()
+def run(
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="inline, process (default) or ray.")] = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the standard pipeline: snapshot, validate, split, train, evaluate, gate, register."""
+    from tidal.train.standard import run_standard
+
+    summary = run_standard(_project(project, create=True), executor=executor,
+                           progress=None if not as_json else False)
+    if as_json:
+        display.print_json(summary)
+        return
+    colour = "green" if summary["status"] == "blessed" else "red"
+    display.console.print(display.styled(
+        f"{summary['model']} {summary['status']}: {summary['chosen']} "
+        f"{summary['metric']} {display.number(summary['score'])} (baseline "
+        f"{display.number(summary['baseline'])})", colour))
+    display.console.print(summary["why"])
+    for reason in summary["reasons"]:
+        display.console.print(f"  - {reason}")
+    display.console.print(f"pipeline run {summary['pipeline_run']}: "
+                          f"{len(summary['ran'])} steps ran, {len(summary['cached'])} cached")
 
 
 @db_app.command("upgrade")

@@ -86,6 +86,21 @@ def execute(job: Job) -> Outcome:
     return Outcome(stored.sha256, stored.size, time.perf_counter() - started)
 
 
+def _one_thread_each() -> None:
+    """Pool workers already run one per core: a worker whose numeric libraries start a
+    thread per core too (OpenMP in gradient boosting, BLAS) oversubscribes the machine and
+    runs several times slower, so each worker is limited to one native thread."""
+    import os
+
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # no scikit-learn installed: nothing started threads yet
+        return
+    threadpool_limits(1)
+
+
 class InlineExecutor(Executor):
     """Runs each job at once in this process (debugging, tiny pipelines, notebooks)."""
 
@@ -209,7 +224,7 @@ def make_executor(kind: str, max_workers: int | None = None,
     if kind == "inline":
         return InlineExecutor()
     if kind == "process":
-        return ProcessPoolExecutor(max_workers=max_workers)
+        return ProcessPoolExecutor(max_workers=max_workers, initializer=_one_thread_each)
     if kind == "ray":
         return RayExecutor(max_workers, address)
     raise ValidationError(f"unknown executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
