@@ -491,6 +491,66 @@ def pipelines_show(
         display.console.print(f"error: {run.error}")
 
 
+@app.command()
+def lineage(
+    ref: Annotated[str, typer.Argument(help="A model version (NAME:3, NAME@champion) or an "
+                                            "artifact sha256.")],
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Walk back from a model version to the steps, parameters, data and code behind it."""
+    from tidal.core.hashing import is_sha256
+
+    handle = _project(project)
+    version = None if is_sha256(ref) else handle.model_version(ref)
+    sha = ref if version is None else version.artifact_sha256
+    chain = handle.lineage.lineage(sha)
+    runs = {step.pipeline_run_id for step in chain}
+    pipeline_runs = {run_id: handle.lineage.get_pipeline_run(run_id) for run_id in runs}
+    result = {
+        "artifact_sha256": sha,
+        "model": version.ref if version else None,
+        "dataset_hash": version.dataset_hash if version else None,
+        "pipeline_runs": [{"id": run.id, "name": run.name, "code_commit": run.code_commit,
+                           "code_dirty_hash": run.code_dirty_hash, "actor": run.actor}
+                          for run in pipeline_runs.values()],
+        "steps": [step.to_dict() for step in chain],
+    }
+    if as_json:
+        display.print_json(result)
+        return
+    if not chain:
+        display.console.print(f"no pipeline step produced {sha[:12]}: it was registered "
+                              "directly, so there is no recorded lineage")
+        return
+    display.console.print(f"{result['model'] or sha}: data snapshot "
+                          f"{(result['dataset_hash'] or 'unknown')[:16]}")
+    for run in pipeline_runs.values():
+        dirty = " + uncommitted changes" if run.code_dirty_hash else ""
+        display.console.print(f"pipeline {run.name} run {run.id}: code "
+                              f"{run.code_commit or 'not a git checkout'}{dirty}, by "
+                              f"{run.actor or 'unknown'}")
+    rows = [[step.step, step.code_hash[:12], _params_summary(step.params),
+             ", ".join(f"{i['name']}={i['sha256'][:10]}" for i in step.inputs),
+             (step.output_sha256 or "")[:12]] for step in chain]
+    display.console.print(display.table("steps, data first",
+                                        ["step", "code", "parameters", "inputs", "output"],
+                                        rows))
+
+
+def _params_summary(params: dict[str, Any]) -> str:
+    shown = []
+    for key, value in params.items():
+        if isinstance(value, dict) and "__file__" in value:
+            text = f"{value['__file__']} (sha256 {value['sha256'][:10]})"
+        elif isinstance(value, str) and len(value) > 40:
+            text = f"<{len(value):,} characters>"
+        else:
+            text = str(value)
+        shown.append(f"{key}={text}")
+    return ", ".join(shown)
+
+
 # -- the main job ----------------------------------------------------------------------------
 @app.command()
 def demo(
