@@ -40,6 +40,11 @@ def test_train_gate_register_then_everything_cached(elec2_project: Path):
         assert set(version.metrics["candidates"]) == {"baseline", "linear",
                                                       "hist_gradient_boosting"}
 
+        onnx = version.metrics["onnx"]
+        assert onnx["reason"]  # exported, or why not (e.g. no converter for the family)
+        exporting = project.lineage.list_pipeline_runs(name="elec2-export")[0].steps[0]
+        assert {"name": "model", "sha256": version.artifact_sha256} in exporting.inputs
+
         second = run_standard(project, executor="inline", progress=False)
         assert second["ran"] == [] and "train_candidate" in second["cached"]
         # same data, code, parameters and seed: the same model bytes
@@ -63,3 +68,20 @@ def test_a_batch_with_anomalies_stops_before_training(elec2_project: Path):
         with pytest.raises(StepFailedError, match="out_of_range.*feat_2"):
             run_standard(project, executor="inline", progress=False)
         assert project.list_models() == []
+
+
+def test_a_linear_model_is_exported_to_onnx_and_traced(elec2_project: Path):
+    config = (elec2_project / "tidal.toml").read_text().replace(
+        'candidates = ["linear", "hist_gradient_boosting"]', 'candidates = ["linear"]')
+    (elec2_project / "tidal.toml").write_text(config)
+    with tidal.Project(elec2_project) as project:
+        summary = run_standard(project, executor="inline", progress=False)
+        assert summary["chosen"] == "linear"
+        onnx = summary["onnx"]
+        assert onnx["exported"] and onnx["max_difference"] <= 1e-5
+        assert len(project.artifacts.get_bytes(onnx["sha256"])) == onnx["size"]
+        # the export step consumed the registered model's bytes: traced to the data
+        exporting = project.lineage.list_pipeline_runs(name="elec2-export")[0].steps[0]
+        model = next(i["sha256"] for i in exporting.inputs if i["name"] == "model")
+        assert model == project.model_version("elec2:1").artifact_sha256
+        assert project.lineage.lineage(model)[0].step == "snapshot_data"

@@ -16,9 +16,9 @@
 """
 
 from tidal.pipeline.graph import Node, Pipeline
-from tidal.pipeline.keys import File
+from tidal.pipeline.keys import File, Stored
 from tidal.pipeline.runner import PipelineResult, StepFailedError, run_pipeline
 from tidal.pipeline.step import Step, step
 
-__all__ = ["File", "Node", "Pipeline", "PipelineResult", "Step", "StepFailedError",
+__all__ = ["File", "Node", "Stored", "Pipeline", "PipelineResult", "Step", "StepFailedError",
            "run_pipeline", "step"]

@@ -40,6 +40,18 @@ class File:
         return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Stored:
+    """An earlier step's output, by its sha256, used as an input of a new pipeline.
+
+    It is an input like a node's output (its hash goes into the cache key and the
+    lineage), so a follow-up pipeline (e.g. exporting the model a gate chose) stays
+    traceable to the run that produced what it consumes.
+    """
+
+    sha256: str
+
+
 def fingerprint(value: Any, where: str) -> Any:
     """The canonical, JSON-able form of a parameter (ValidationError when it has none)."""
     if value is None or isinstance(value, bool | int | str):

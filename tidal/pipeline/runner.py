@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tidal.core.errors import TidalError
 from tidal.pipeline.executors import InputRef, Job, Outcome, execute, make_executor
 from tidal.pipeline.graph import Node, Pipeline
-from tidal.pipeline.keys import cache_key, fingerprint, runtime_value
+from tidal.pipeline.keys import Stored, cache_key, fingerprint, runtime_value
 from tidal.pipeline.progress import PipelineProgress
 
 if TYPE_CHECKING:
@@ -171,6 +171,8 @@ def _identity(node: Node, outputs: dict[int, str]) -> tuple[dict[str, Any], dict
     for name, value in bound.arguments.items():
         if isinstance(value, Node):
             inputs[name] = outputs[value.index]
+        elif isinstance(value, Stored):
+            inputs[name] = value.sha256
         elif isinstance(value, list | tuple) and any(isinstance(v, Node) for v in value):
             for i, item in enumerate(value):
                 if isinstance(item, Node):
@@ -205,6 +207,8 @@ def _reuse(project: Project, run_id: str, node: Node, key: str, params: dict[str
 def _job_value(value: Any, outputs: dict[int, str]) -> Any:
     if isinstance(value, Node):
         return InputRef(outputs[value.index])
+    if isinstance(value, Stored):
+        return InputRef(value.sha256)
     if isinstance(value, list | tuple) and any(isinstance(v, Node) for v in value):
         return type(value)(_job_value(v, outputs) for v in value)
     return runtime_value(value)

@@ -94,6 +94,8 @@ def run_standard(project: Project, *, executor: str | None = None,
         champion_slice_rows=champion.metrics.get("slices") if champion else None,
         candidate_name=chosen)
     snapshot = result.output("snapshot_data")
+    onnx = _export(project, result, chosen, families, task, target, numeric + categorical,
+                   progress)
     trained = result.steps[f"train_candidate#{families.index(chosen) + 1}"
                            if families.index(chosen) else "train_candidate"]
     version = _register_output(
@@ -101,7 +103,8 @@ def run_standard(project: Project, *, executor: str | None = None,
         metrics={"overall": evaluations[chosen]["metrics"], "metric": metric,
                  "slices": evaluations[chosen]["slices"],
                  "candidates": {f: e["metrics"] for f, e in evaluations.items()},
-                 "gate": verdict.to_dict(), "chosen": {"family": chosen, "why": why}},
+                 "gate": verdict.to_dict(), "chosen": {"family": chosen, "why": why},
+                 "onnx": onnx},
         dataset_hash=snapshot["sha256"],
         description=f"{chosen} from pipeline run {result.run_id}",
         reason=f"standard pipeline run {result.run_id}")
@@ -115,8 +118,29 @@ def run_standard(project: Project, *, executor: str | None = None,
             "reasons": verdict.reasons, "metric": metric,
             "score": evaluations[chosen]["metrics"].get(metric),
             "baseline": evaluations["baseline"]["metrics"].get(metric),
-            "pipeline_run": result.run_id, "snapshot": snapshot["sha256"],
+            "pipeline_run": result.run_id, "snapshot": snapshot["sha256"], "onnx": onnx,
             "ran": result.executed, "cached": result.cached}
+
+
+def _export(project: Project, result: Any, chosen: str, families: list[str], task: str,
+            target: str, features: list[str], progress: bool | None) -> dict[str, Any]:
+    """ONNX export of the chosen model, as a one-step pipeline of its own taking the first
+    run's outputs by hash (cached and traced like any step): exporting every candidate
+    would cost minutes for large forests."""
+    from tidal.pipeline.keys import Stored
+
+    label = (f"train_candidate#{families.index(chosen) + 1}" if families.index(chosen)
+             else "train_candidate")
+    model, snapshot, rows = (Stored(result.steps[name].output_sha256)  # type: ignore[arg-type]
+                             for name in (label, "snapshot_data", "split_data"))
+
+    def define() -> None:
+        steps.export_model(model, snapshot, rows, task, target, features,
+                           project.settings.artifact_root)
+
+    export = run_pipeline(Pipeline.build(define, name=f"{result.pipeline}-export"),
+                          project=project, executor="inline", progress=progress)
+    return export.output("export_model")
 
 
 def _register_output(project: Project, name: str, sha256: str, **details: Any) -> Any:

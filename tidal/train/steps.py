@@ -129,3 +129,24 @@ def evaluate_candidate(model: Any, baseline: Any, snapshot: dict[str, Any], spli
     table = slice_table(task, test, y, predicted, {s["column"]: s for s in slices}, base,
                         metric, y_proba=proba, baseline_proba=base_proba, labels=labels)
     return {"metrics": overall, "slices": table, "test_rows": int(len(test))}
+
+
+@step
+def export_model(model: Any, snapshot: dict[str, Any], split: Any, task: str, target: str,
+                 features: list[str], artifact_root: str) -> dict[str, Any]:
+    """Export the chosen model to ONNX when its outputs equal the native ones on the test
+    rows (within 1e-5); otherwise say why, and the model is served natively."""
+    from tidal.artifacts.store import ArtifactStore
+    from tidal.train.onnx_export import export_onnx
+
+    frame = _frame(snapshot, artifact_root)
+    test = frame.iloc[split.test_index]
+    test = test[test[target].notna()].reset_index(drop=True)
+    exported = export_onnx(model, test[features], task=task)
+    result: dict[str, Any] = {"exported": exported.onnx_bytes is not None,
+                              "reason": exported.reason,
+                              "max_difference": exported.max_difference}
+    if exported.onnx_bytes is not None:
+        stored = ArtifactStore(artifact_root).put_bytes(exported.onnx_bytes)
+        result.update(sha256=stored.sha256, size=stored.size)
+    return result
