@@ -72,3 +72,14 @@ def test_data_speed_runs_every_step_and_finds_the_shift(tmp_path: Path):
     assert figures["schema"]["columns"] == 25
     assert figures["merge_drift"]["drifted"] == [f"n{i:02d}" for i in range(6)]
     assert 10_000 < figures["profile"]["profile_bytes"] < 500_000
+
+
+def test_segments_benchmark_runs_small(tmp_path: Path):
+    output = tmp_path / "segments.json"
+    subprocess.run(
+        [sys.executable, str(BENCHMARKS / "segments.py"), "--segments", "40", "--rows", "50",
+         "--repeats", "1", "--per-step", "0", "--skip-ray", "--output", str(output)],
+        check=True, capture_output=True, text=True, timeout=180,
+    )
+    assert output.stat().st_size > 0
+    assert "process" in output.read_text()
