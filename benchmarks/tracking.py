@@ -320,19 +320,6 @@ def run_worker(python: str, kind: str, scratch_root: Path, cfg: dict[str, Any],
     return json.loads(lines[-1][len(MARKER):])
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return {"nproc": int(nproc or os.cpu_count() or 0), "cpu_model": model,
-            "platform": platform.platform(), "loadavg_at_start": os.getloadavg()}
-
-
 def median_of(results: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
     values = [r[key] for r in results]
     return {"median_s": statistics.median(values), "values_s": values} if values else None
@@ -436,7 +423,7 @@ def main_parent(args: argparse.Namespace) -> int:
     versions = {**tidal[0]["versions"], "mlflow": peer[0]["versions"]["mlflow"] if peer else None,
                 "mlflow_sqlalchemy": peer[0]["versions"]["sqlalchemy"] if peer else None,
                 "mlflow_python": peer[0]["versions"]["python"] if peer else None}
-    mach = machine()
+    mach = peers.machine()
     print(f"tidal {versions['tidal']} vs mlflow {versions['mlflow']}, both on SQLite; "
           f"python {versions['python']}, sqlalchemy {versions['sqlalchemy']} "
           f"(mlflow venv: {versions['mlflow_sqlalchemy']})")

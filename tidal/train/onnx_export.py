@@ -147,7 +147,7 @@ def _convert_simple_imputer(scope: Any, operator: Any, container: Any) -> None:
         if getattr(imputer, "fill_value", None) is not None and imputer.strategy == "constant":
             statistics = np.full_like(statistics, float(imputer.fill_value))
         if np.isnan(statistics).any():
-            raise NotImplementedError("SimpleImputer with an all-missing training column")
+            raise ValueError("a column was entirely missing in training: no median to fill")
         concatenated = concatenate_variables(scope, operator.inputs, container)
         fill = scope.get_unique_variable_name("imputer_statistics")
         container.add_initializer(
