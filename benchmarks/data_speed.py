@@ -20,7 +20,6 @@ seeded, written once to ``benchmarks/.scratch/data_speed/``. Figures are medians
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -144,8 +143,7 @@ def main() -> None:
          for step, f in figures.items()])
     print(f"target: profile in at most {TARGET_SECONDS:.0f} s -> "
           f"{'met' if report['target']['met'] else 'NOT met'} ({profile_s:.2f} s)")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    peers.write_results(args.output, report)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ from peers import (  # noqa: E402  (the workers run this file from the peer's ve
     print_table,
     run_measured,
     tidal_source_hash,
+    write_results,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -526,8 +527,7 @@ def main_parent(args: argparse.Namespace) -> int:
         "raw": raw,
     }
     out: Path = args.output or RESULTS
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(out, report, compact=("results", "raw"))
     print(f"wrote {out}")
     return 0
 

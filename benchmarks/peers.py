@@ -169,3 +169,27 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     for line in rows:
         table.add_row(*[str(x) for x in line])
     Console(width=width).print(table)
+
+
+def write_results(path: Path, report: dict[str, Any], compact: Sequence[str] = ("raw",)) -> None:
+    """Write ``results/NAME.json``: the figures indented for reading and review, the
+    per-run ``raw`` records (the evidence, hundreds of entries) one per line, so a rerun
+    changes a few hundred lines of the file rather than tens of thousands."""
+    head = {key: value for key, value in report.items() if key not in compact}
+    text = json.dumps(head, indent=2)
+    tails = []
+    for key in compact:
+        if key in report:
+            value = report[key]
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            lines = [json.dumps(item, separators=(",", ":")) if isinstance(value, list)
+                     else f"{json.dumps(name)}:{json.dumps(item, separators=(',', ':'))}"
+                     for name, item in items]
+            opening, closing = ("[", "]") if isinstance(value, list) else ("{", "}")
+            tails.append(f"  {json.dumps(key)}: {opening}\n    " + ",\n    ".join(lines)
+                         + f"\n  {closing}")
+    if tails:
+        text = text.rstrip()[:-1].rstrip() + (",\n" if head else "\n") + ",\n".join(tails) \
+            + "\n}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")

@@ -32,7 +32,6 @@ Usage:  python benchmarks/segments.py [--segments 10000 --rows 500 --repeats 3]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -48,6 +47,10 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import peers  # noqa: E402
 
 from tidal.project import Project  # noqa: E402
 from tidal.train.segments import fit_segments  # noqa: E402
@@ -119,18 +122,12 @@ def accuracy(frame: pd.DataFrame, model: Any) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    import ray
-    import sklearn
-
-    model = next((line.split(":", 1)[1].strip() for line in
-                  subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-                  if line.startswith("Model name")), platform.processor())
+    """The machine and the versions measured (Ray's only when it is installed)."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=ROOT).stdout.strip()
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "numpy": np.__version__, "pandas": pd.__version__,
-            "scikit-learn": sklearn.__version__, "ray": ray.__version__,
-            "commit": commit, "date": time.strftime("%Y-%m-%d %H:%M")}
+    return {**peers.machine(), "python": platform.python_version(), "commit": commit,
+            "tidal_source": peers.tidal_source_hash(), "date": time.strftime("%Y-%m-%d %H:%M"),
+            **peers.package_versions(["numpy", "pandas", "scikit-learn", "ray"])}
 
 
 def median(runs: list[dict[str, Any]], field: str) -> float:
@@ -195,12 +192,11 @@ def main() -> None:
         "accuracy_on_50k_rows": quality, "target_ms_per_segment": 5.0,
         "machine": machine(),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(summary, indent=2) + "\n")
+    peers.write_results(args.output, summary, compact=("runs",))
 
     m = summary["machine"]
     print(f"\n{args.segments:,} segments × {args.rows} rows, LinearRegression, {WORKERS} "
-          f"workers; {m['cpu']} ({m['nproc']} cores); medians of {args.repeats}; "
+          f"workers; {m['cpu_model']} ({m['nproc']} cores); medians of {args.repeats}; "
           f"scikit-learn {m['scikit-learn']}, ray {m['ray']}, python {m['python']}")
     print("| run | total s | fit s (sum in workers) | overhead ms/segment | steps |")
     print("| --- | ---: | ---: | ---: | ---: |")

@@ -448,9 +448,8 @@ def main_parent(args: argparse.Namespace) -> int:
         "results": rows,
         "raw": {"tidal": tidal, "mlflow": peer, "tidal_big": big},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     out = args.output or RESULTS
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    peers.write_results(out, report)
     print(f"wrote {out}")
     return 0
 

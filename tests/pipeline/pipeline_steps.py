@@ -64,3 +64,12 @@ def fresh(values: list[float]) -> int:
 def numbers_pipeline(path: str, factor: float = 2.0) -> None:
     values = load(tidal.File(path))
     total(scale(values, factor=factor))
+
+
+def fan_out_pipeline(path: str) -> None:
+    """Six independent branches joined by one step, and four independent leaves."""
+    values = load(tidal.File(path))
+    parts = [total(scale(values, factor=float(i))) for i in range(6)]
+    combine(parts)
+    for _ in range(4):
+        where(values)

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 from pipeline_steps import (
-    combine,
     explode,
+    fan_out_pipeline,
     fresh,
     load,
     numbers_pipeline,
     scale,
     total,
-    where,
 )
 
 import tidal
@@ -118,13 +117,7 @@ def test_steps_after_a_failure_do_not_start(folder, project):
 
 
 def test_the_process_executor_fans_out_and_gives_the_same_answers(folder, project):
-    def fan_out(path: str) -> None:
-        values = load(tidal.File(path))
-        parts = [total(scale(values, factor=float(i))) for i in range(6)]
-        combine(parts)
-        for _ in range(4):
-            where(values)
-
+    fan_out = fan_out_pipeline
     result = run_pipeline(Pipeline.build(fan_out, "numbers.txt"), project=project,
                           executor="process", max_workers=2)
     assert result.output("combine") == sum(6.0 * i for i in range(6))

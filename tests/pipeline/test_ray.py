@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from pipeline_steps import combine, load, scale, total, where
+from pipeline_steps import fan_out_pipeline, load, total
 
 import tidal
 from tidal.core.errors import ValidationError
@@ -24,12 +24,7 @@ from tidal.pipeline.executors import make_executor
 STEPS_DIR = Path(__file__).parent  # where pipeline_steps lives: Ray workers import it
 
 
-def fan_out(path: str) -> None:
-    values = load(tidal.File(path))
-    parts = [total(scale(values, factor=float(i))) for i in range(6)]
-    combine(parts)
-    for _ in range(4):
-        where(values)
+fan_out = fan_out_pipeline
 
 
 @pytest.fixture(scope="module")

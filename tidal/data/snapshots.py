@@ -103,6 +103,14 @@ def snapshot_sql(url: str, query: str, artifacts: ArtifactStore, *,
     a missing value. Rows keep the order the database returns them in, so a query whose
     result should be reproducible needs an ``ORDER BY``.
     """
+    table, label = read_sql(url, query)
+    wanted = _wanted_columns(label, table.column_names, columns)
+    return _store_table(table.select(wanted), artifacts, label, query=query)
+
+
+def read_sql(url: str, query: str) -> tuple[Any, str]:
+    """The query's rows as a pyarrow.Table, and the URL with its password hidden (for
+    messages and records); typed as :func:`snapshot_sql` explains."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -130,9 +138,7 @@ def snapshot_sql(url: str, query: str, artifacts: ArtifactStore, *,
         raise DataReadError(f"{label}: the query failed: {reason}") from None
     finally:
         engine.dispose()
-    table = _rows_to_table(label, names, rows)
-    wanted = _wanted_columns(label, names, columns)
-    return _store_table(table.select(wanted), artifacts, label, query=query)
+    return _rows_to_table(label, names, rows), label
 
 
 def load_snapshot(sha256: str, artifacts: ArtifactStore) -> Any:

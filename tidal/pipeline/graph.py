@@ -13,7 +13,7 @@ written. ``Pipeline.build(function, *args)`` defines one from a function.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -100,13 +100,6 @@ class Pipeline:
             raise ValidationError(f"pipeline {built.name!r} calls no step")
         return built
 
-    def downstream(self, node: Node) -> Iterator[Node]:
-        """Every node that depends, directly or not, on ``node``."""
-        reached = {node.index}
-        for candidate in self.nodes[node.index + 1:]:
-            if any(up.index in reached for up in candidate.upstream):
-                reached.add(candidate.index)
-                yield candidate
 
 
 def _describe(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

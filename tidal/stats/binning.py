@@ -28,14 +28,6 @@ def binned_counts(
     return category_counts(reference, current)
 
 
-def binned_shares(
-    reference: np.ndarray, current: np.ndarray, numeric: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Shares of each bin (summing to 1, empty bins floored) on the same bins."""
-    ref_counts, cur_counts = binned_counts(reference, current, numeric)
-    return shares(ref_counts), shares(cur_counts)
-
-
 def category_counts(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counts per distinct value over the union of both samples' values (sorted keys)."""
     ref_values, ref_counts = np.unique(reference.astype(str), return_counts=True)

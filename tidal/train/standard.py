@@ -165,18 +165,9 @@ def _source(project: Project, source: Any) -> Any:
 
 
 def _sql_frame(source: dict[str, str]) -> Any:
-    import sqlalchemy as sa
+    from tidal.data.snapshots import read_sql
 
-    engine = sa.create_engine(source["url"])
-    try:
-        with engine.connect() as connection:
-            result = connection.execute(sa.text(source["query"]))
-            import pyarrow as pa
-
-            rows = [dict(row._mapping) for row in result]
-            return pa.Table.from_pylist(rows)
-    finally:
-        engine.dispose()
+    return read_sql(source["url"], source["query"])[0]
 
 
 def _task(column: Any) -> str:
