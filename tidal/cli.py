@@ -151,21 +151,15 @@ def run(
     """Run the standard pipeline: snapshot, validate, split, train, evaluate, gate, register."""
     from tidal.train.standard import run_standard
 
-    summary = run_standard(_project(project, create=True), executor=executor,
-                           progress=None if not as_json else False)
+    handle = _project(project, create=True)
+    summary = run_standard(handle, executor=executor, progress=None if not as_json else False)
     if as_json:
         display.print_json(summary)
         return
-    colour = "green" if summary["status"] == "blessed" else "red"
-    display.console.print(display.styled(
-        f"{summary['model']} {summary['status']}: {summary['chosen']} "
-        f"{summary['metric']} {display.number(summary['score'])} (baseline "
-        f"{display.number(summary['baseline'])})", colour))
-    display.console.print(summary["why"])
-    for reason in summary["reasons"]:
-        display.console.print(f"  - {reason}")
-    display.console.print(f"pipeline run {summary['pipeline_run']}: "
-                          f"{len(summary['ran'])} steps ran, {len(summary['cached'])} cached")
+    from tidal.train.run_report import print_summary
+
+    print_summary(display.console, summary,
+                  handle.model_version(summary["model"]).metrics.get("slices"))
 
 
 @db_app.command("upgrade")
@@ -557,13 +551,14 @@ def demo(
     data: Annotated[Path | None, typer.Option(
         "--data", help="Folder with elec2.csv.gz (default: $TIDAL_DATA_DIR or ../shared/data).",
         envvar="TIDAL_DATA_DIR", show_envvar=False)] = None,
-    project: ProjectOption = None,
+    into: Annotated[Path | None, typer.Option(
+        "--into", help="The demo project's folder (default: ./elec2-demo).")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train a model on the first 365 days of Elec2, track it, register it as champion."""
+    """Set up a project for the first year of Elec2 and run the standard pipeline on it."""
     from tidal.demo import run_demo
 
-    result = run_demo(_project(project, create=True), data, quiet=as_json)
+    result = run_demo(into, data, quiet=as_json)
     if as_json:
         display.print_json(result)
 

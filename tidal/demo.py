@@ -1,35 +1,53 @@
-"""The main job, for now: train on the first year of Elec2, track it, register a champion.
+"""The main job, for now: the standard pipeline on the first year of Elec2 (``make demo``).
 
-It is what ``make demo`` runs. It reads the real Elec2 data (see ``shared/data``),
-snapshots the training slice as Parquet into the artifact store (its sha256 names the
-dataset version), trains scikit-learn's HistGradientBoostingClassifier with a time-aware
-split (the last 30 of the 365 days are the validation window), logs the learning curve
-and the scores, and registers the model with its lineage and the ``champion`` alias.
-Later issues grow this into the whole loop (monitor, retrain, canary, promote).
+It sets up a project folder for the real Elec2 data (see ``shared/data``): the first 365
+days as a Parquet file with the nominal timestamp and the weekday derived as the data's
+README describes, the schema inferred and written to ``schema.yaml``, and a commented
+``tidal.toml`` naming the target, the time column and two slices (the time of day, binned,
+and the weekday). Then it runs the standard pipeline exactly as ``tidal run`` would:
+snapshot, validate, split by time, train every candidate on the process pool, evaluate
+per slice, gate, register the winner (and make it ``@champion`` the first time), export to
+ONNX when the model allows. Run it twice: the second run is served from the cache.
+
+Later issues grow this into the whole loop (serve, monitor, retrain, canary, promote).
 """
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
 
-from tidal.core.errors import NotFoundError, TidalError
-from tidal.core.ids import short_id
+from tidal.core.errors import NotFoundError
 from tidal.project import Project
-from tidal.runtime.signature import signature_from_frame
-from tidal.store.database import redact
 
 MODEL_NAME = "elec2"
-EXPERIMENT = "elec2"
 ROWS_PER_DAY = 48
 TRAIN_DAYS = 365
-VALIDATION_DAYS = 30
-FEATURES = ["feat_1", "feat_2", "feat_3", "feat_4", "feat_5", "feat_6"]
-TARGET = "target"
-PARAMS = {"model": "HistGradientBoostingClassifier", "learning_rate": 0.1, "max_iter": 200,
-          "max_leaf_nodes": 31, "l2_regularization": 0.0, "random_state": 0}
+DATA_FILE = "elec2_year1.parquet"
+DEFAULT_FOLDER = "elec2-demo"
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+CONFIG = f"""\
+# The Tidal demo project: Elec2 (New South Wales electricity prices), days 0-364.
+# `tidal run` in this folder runs the same pipeline as `make demo`.
+
+[data]
+target = "target"        # 1 = the price went UP against its 24-hour average
+timestamp = "time"       # the split holds out the latest rows, as production would see
+metadata = ["weekday"]   # derived from the time: a slice, not a feature
+
+[pipeline]
+source = "{DATA_FILE}"
+model = "{MODEL_NAME}"
+executor = "process"
+# the error analysis per time of day (feat_1 is the half-hour slot, scaled to 0-1) and
+# per weekday; the gate refuses a model whose worst weekday falls under 0.6 accuracy
+slices = [
+  {{column = "feat_1", bins = [0, 0.25, 0.5, 0.75, 1.0]}},
+  {{column = "weekday", min = 0.6}},
+]
+"""
 
 
 def find_data_dir(given: Path | None) -> Path:
@@ -45,80 +63,56 @@ def find_data_dir(given: Path | None) -> Path:
     raise NotFoundError("cannot find elec2.csv.gz: pass --data FOLDER or set TIDAL_DATA_DIR")
 
 
-def run_demo(project: Project, data_dir: Path | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Train, track and register; returns a summary (also printed unless ``quiet``)."""
-    try:
-        import numpy as np
-        import pandas as pd
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
-    except ImportError as exc:
-        raise TidalError(
-            f"the demo needs the training extras ({exc.name} is missing): "
-            "pip install 'tidal-ml[train]'"
-        ) from None
+def prepare_project(folder: Path, data_dir: Path | None = None) -> Path:
+    """Write the demo's data, schema and ``tidal.toml`` into ``folder`` (kept if there)."""
+    from tidal.core.config import load_settings
+    from tidal.data import infer_schema, save_schema
+    from tidal.train.standard import require_training_extras
+
+    require_training_extras()
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data_path = folder / DATA_FILE
+    if not data_path.is_file():
+        frame = pd.read_csv(find_data_dir(data_dir) / "elec2.csv.gz")
+        frame = frame.iloc[: TRAIN_DAYS * ROWS_PER_DAY].reset_index(drop=True)
+        frame["target"] = frame["target"].astype("int64")
+        frame["time"] = pd.Timestamp("1996-05-07") + pd.to_timedelta(
+            30 * frame.index.to_numpy(), unit="min")
+        frame["weekday"] = [WEEKDAYS[day] for day in frame["time"].dt.day_of_week]
+        partial = data_path.with_suffix(".partial")
+        frame.to_parquet(partial, index=False)
+        partial.replace(data_path)
+    if not (folder / "tidal.toml").is_file():
+        (folder / "tidal.toml").write_text(CONFIG)
+    if not (folder / "schema.yaml").is_file():
+        settings = load_settings(folder)
+        save_schema(infer_schema(data_path, overrides=settings.data), folder / "schema.yaml")
+    return folder
+
+
+def run_demo(folder: Path | None = None, data_dir: Path | None = None, *,
+             quiet: bool = False) -> dict[str, Any]:
+    """Prepare the demo project in ``folder`` and run its pipeline; returns the summary
+    (printed unless ``quiet``) with the project folder under ``"project"``."""
     from rich.console import Console
 
+    from tidal.train.run_report import print_summary
+    from tidal.train.standard import run_standard
+
     console = Console(quiet=quiet, highlight=False)
-    folder = find_data_dir(data_dir)
-    frame = pd.read_csv(folder / "elec2.csv.gz").iloc[: TRAIN_DAYS * ROWS_PER_DAY]
-    frame = frame.reset_index(drop=True)
-    frame[TARGET] = frame[TARGET].astype("int64")
-    split = (TRAIN_DAYS - VALIDATION_DAYS) * ROWS_PER_DAY
-    train, valid = frame.iloc[:split], frame.iloc[split:]
-
-    snapshot = io.BytesIO()
-    frame.to_parquet(snapshot, index=False)
-    console.print(f"Elec2: {len(frame):,} rows (days 0–{TRAIN_DAYS - 1}) from {folder}; "
-                  f"train {len(train):,}, validate on the last {VALIDATION_DAYS} days "
-                  f"({len(valid):,} rows)")
-
-    with project.start_run(EXPERIMENT, name="elec2-hgb", tags={"job": "demo"}) as run:
-        dataset_hash = run.log_bytes(snapshot.getvalue(), "data/train.parquet")
-        run.log_params({**PARAMS, "train_rows": len(train), "valid_rows": len(valid),
-                        "dataset_sha256": dataset_hash, "features": ",".join(FEATURES)})
-        settings = {k: v for k, v in PARAMS.items() if k != "model"}
-        model = HistGradientBoostingClassifier(early_stopping=False, **settings)
-        with console.status("training HistGradientBoostingClassifier…"):
-            model.fit(train[FEATURES], train[TARGET])
-        for step, proba in enumerate(model.staged_predict_proba(valid[FEATURES])):
-            run.log_metric("valid_log_loss", float(log_loss(valid[TARGET], proba)), step=step)
-        probability = model.predict_proba(valid[FEATURES])[:, 1]
-        majority = float(max(np.mean(valid[TARGET]), 1 - np.mean(valid[TARGET])))
-        scores = {
-            "accuracy": float(accuracy_score(valid[TARGET], probability >= 0.5)),
-            "roc_auc": float(roc_auc_score(valid[TARGET], probability)),
-            "log_loss": float(log_loss(valid[TARGET], probability)),
-            "baseline_accuracy": majority,
-        }
-        run.log_metrics(scores)
-        signature = signature_from_frame(
-            train[FEATURES],
-            outputs=[{"name": "probability", "datatype": "FP64"},
-                     {"name": "label", "datatype": "INT64"}],
-        )
-        version = run.register_model(
-            MODEL_NAME, model, signature=signature, metrics=scores,
-            dataset_hash=dataset_hash, alias="champion",
-            description="HistGradientBoosting on Elec2 days 0-364",
-            reason=f"demo: trained on Elec2 days 0-{TRAIN_DAYS - 1}, "
-                   f"validation accuracy {scores['accuracy']:.3f}",
-        )
-
-    # prove the round trip: the registered bytes load (hash-verified) and predict the same
-    loaded = project.load_model(f"{MODEL_NAME}@champion")
-    assert (loaded.predict_proba(valid[FEATURES])[:, 1] == probability).all()
-
-    summary = {"run_id": run.id, "model": MODEL_NAME, "version": version.version,
-               "aliases": version.aliases, "artifact_sha256": version.artifact_sha256,
-               "dataset_sha256": dataset_hash, "metrics": scores,
-               "store_url": redact(project.settings.store_url)}
-    console.print(
-        f"[green]✓[/] run {short_id(run.id)}: accuracy {scores['accuracy']:.3f} "
-        f"(majority baseline {majority:.3f}), ROC AUC {scores['roc_auc']:.3f}\n"
-        f"[green]✓[/] registered {MODEL_NAME} version {version.version} as "
-        f"@{', @'.join(version.aliases)} (artifact sha256 {version.artifact_sha256[:12]}…)\n"
-        f"Next: tidal runs show {short_id(run.id)} · tidal models show {MODEL_NAME}@champion · "
-        f"tidal models history {MODEL_NAME}"
-    )
-    return summary
+    folder = prepare_project((folder or Path(DEFAULT_FOLDER)).resolve(), data_dir)
+    console.print(f"Elec2 days 0–{TRAIN_DAYS - 1} ({TRAIN_DAYS * ROWS_PER_DAY:,} half-hours) "
+                  f"in {folder}")
+    with Project(folder) as project:
+        summary = run_standard(project, progress=False if quiet else None)
+        version = project.model_version(summary["model"])
+        champion = project.model_version(f"{MODEL_NAME}@champion") if summary[
+            "status"] == "blessed" else None
+        print_summary(console, summary, version.metrics.get("slices"))
+    if champion is not None:
+        console.print(f"[green]✓[/] {MODEL_NAME}@champion is version {champion.version}")
+    console.print(f"Next, in {folder}: tidal lineage {MODEL_NAME}@champion · "
+                  f"tidal models show {summary['model']} · tidal run (again: all cached)")
+    return {**summary, "project": str(folder)}

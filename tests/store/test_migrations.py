@@ -54,3 +54,11 @@ def test_a_store_from_a_newer_tidal_is_refused_clearly(store_url):
         migrate.upgrade(fresh)
     db.dispose()
     fresh.dispose()
+
+
+def test_the_head_revision_constant_is_alembics_head():
+    """Opening a store skips Alembic when the store is at ``HEAD_REVISION``: a new
+    migration must move that constant too, or stores would never be upgraded."""
+    from tidal.store.database import HEAD_REVISION
+
+    assert HEAD_REVISION == migrate.head_revision()

@@ -70,10 +70,16 @@ def test_a_batch_with_anomalies_stops_before_training(elec2_project: Path):
         assert project.list_models() == []
 
 
-def test_a_linear_model_is_exported_to_onnx_and_traced(elec2_project: Path):
-    config = (elec2_project / "tidal.toml").read_text().replace(
+def only_linear(project_dir: Path) -> str:
+    """Make the linear model the only candidate; returns the new tidal.toml text."""
+    config = (project_dir / "tidal.toml").read_text().replace(
         'candidates = ["linear", "hist_gradient_boosting"]', 'candidates = ["linear"]')
-    (elec2_project / "tidal.toml").write_text(config)
+    (project_dir / "tidal.toml").write_text(config)
+    return config
+
+
+def test_a_linear_model_is_exported_to_onnx_and_traced(elec2_project: Path):
+    only_linear(elec2_project)
     with tidal.Project(elec2_project) as project:
         summary = run_standard(project, executor="inline", progress=False)
         assert summary["chosen"] == "linear"
@@ -85,3 +91,32 @@ def test_a_linear_model_is_exported_to_onnx_and_traced(elec2_project: Path):
         model = next(i["sha256"] for i in exporting.inputs if i["name"] == "model")
         assert model == project.model_version("elec2:1").artifact_sha256
         assert project.lineage.lineage(model)[0].step == "snapshot_data"
+
+
+def test_a_search_budget_tunes_the_candidate_and_changes_only_training(elec2_project: Path):
+    config = only_linear(elec2_project)
+    with tidal.Project(elec2_project) as project:
+        plain = run_standard(project, executor="inline", progress=False)
+        assert project.load_model("elec2:1").named_steps["model"].C == 1.0
+
+    (elec2_project / "tidal.toml").write_text(config + "search_budget = 4\n")
+    with tidal.Project(elec2_project) as project:
+        tuned = run_standard(project, executor="inline", progress=False)
+        # the data steps are reused; the linear candidate is searched, the baseline is not
+        assert {"snapshot_data", "validate_data", "split_data",
+                "train_candidate"} <= set(tuned["cached"])
+        assert "train_candidate#2" in tuned["ran"]
+        searched = project.load_model("elec2:2").named_steps["model"].C
+        assert searched != 1.0  # a draw from the search space, refitted on all rows
+        assert tuned["pipeline_run"] != plain["pipeline_run"]
+
+
+def test_a_moved_project_keeps_its_cache(elec2_project: Path, tmp_path: Path):
+    import shutil
+
+    with tidal.Project(elec2_project) as project:
+        run_standard(project, executor="inline", progress=False)
+    moved = shutil.move(elec2_project, tmp_path.parent / f"{tmp_path.name}-moved")
+    with tidal.Project(moved) as project:
+        again = run_standard(project, executor="inline", progress=False)
+        assert again["ran"] == [] and "snapshot_data" in again["cached"]

@@ -160,6 +160,10 @@ class PipelineSection(BaseModel):
     candidates: list[str] | None = None
     search_budget: int = Field(default=0, ge=0)
     slices: list[SliceSection] = []
+    #: with ``[data] segments``: a segment trains its own model from this many rows
+    segment_min_rows: int = Field(default=200, ge=2)
+    #: the family trained per segment (default: the best global family)
+    segment_family: str | None = None
     gate: GateSection = GateSection()
     executor: Literal["inline", "process", "ray"] = "process"
     ray_address: str | None = None

@@ -16,9 +16,9 @@
 """
 
 from tidal.pipeline.graph import Node, Pipeline
-from tidal.pipeline.keys import File, Stored
+from tidal.pipeline.keys import File, Location, Stored
 from tidal.pipeline.runner import PipelineResult, StepFailedError, run_pipeline
 from tidal.pipeline.step import Step, step
 
-__all__ = ["File", "Node", "Stored", "Pipeline", "PipelineResult", "Step", "StepFailedError",
-           "run_pipeline", "step"]
+__all__ = ["File", "Location", "Node", "Pipeline", "PipelineResult", "Step",
+           "StepFailedError", "Stored", "run_pipeline", "step"]

@@ -5,7 +5,8 @@ and the sha256 of every input it takes from other steps. Parameters must therefo
 plain data (numbers, text, booleans, None, lists, dicts, paths); anything else would
 have no stable fingerprint, and the error says to pass data between steps as step
 outputs instead. A parameter wrapped in :class:`File` is fingerprinted by the file's
-content, so editing the data file invalidates the cache even though its name is the same.
+content, so editing the data file invalidates the cache even though its name is the same;
+one wrapped in :class:`Location` (the artifact store's folder) is left out of the key.
 """
 
 from __future__ import annotations
@@ -52,14 +53,27 @@ class Stored:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where a step finds things (the artifact store's folder), not what it computes.
+
+    The step receives the value itself, but it stays out of the cache key: a project
+    that is moved, or whose artifact store is mounted elsewhere, keeps its cache.
+    """
+
+    value: str
+
+
 def fingerprint(value: Any, where: str) -> Any:
     """The canonical, JSON-able form of a parameter (ValidationError when it has none)."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
-    if isinstance(value, File):
-        return {"__file__": str(value.path), "sha256": value.sha256()}
+    if isinstance(value, File):  # by content and name, not by folder (projects move)
+        return {"__file__": Path(value.path).name, "sha256": value.sha256()}
+    if isinstance(value, Location):
+        return "(location)"
     if isinstance(value, Path):
         return {"__path__": str(value)}
     if isinstance(value, list | tuple):
@@ -88,6 +102,8 @@ def runtime_value(value: Any) -> Any:
     (workers may run in another folder, Ray's in the folder Ray was started from)."""
     if isinstance(value, File):
         return str(Path(value.path).resolve())
+    if isinstance(value, Location):
+        return value.value
     if isinstance(value, list):
         return [runtime_value(item) for item in value]
     if isinstance(value, tuple):

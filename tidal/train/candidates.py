@@ -27,7 +27,6 @@ same data gives byte-identical pickles (tested).
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -48,13 +47,13 @@ from sklearn.model_selection import RandomizedSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-Task = Literal["classification", "regression"]
-
-#: Families in order of increasing complexity (the order :func:`make_candidates` returns).
-FAMILIES: tuple[str, ...] = (
-    "baseline", "linear", "random_forest", "hist_gradient_boosting", "xgboost", "lightgbm",
+from tidal.train.families import (  # noqa: F401 - re-exported
+    FAMILIES,
+    OPTIONAL_FAMILIES,
+    available_families,
 )
-OPTIONAL_FAMILIES: dict[str, str] = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
+
+Task = Literal["classification", "regression"]
 
 #: HistGradientBoosting accepts at most 255 categories per feature (one bin is for missing);
 #: rarer categories beyond that are grouped by the ordinal encoder.
@@ -92,15 +91,6 @@ SEARCH_SPACES: dict[str, dict[str, Any]] = {
         "model__subsample": uniform(0.6, 0.4),
     },
 }
-
-
-def available_families() -> list[str]:
-    """The families that can be built here (optional ones only when importable)."""
-    return [
-        name for name in FAMILIES
-        if name not in OPTIONAL_FAMILIES
-        or importlib.util.find_spec(OPTIONAL_FAMILIES[name]) is not None
-    ]
 
 
 def _check_task(task: str) -> None:

@@ -23,28 +23,13 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from tidal.train.gate import HIGHER_IS_BETTER, higher_is_better  # noqa: F401 - re-exported
+
 Task = Literal["classification", "regression"]
 
 ALL = "(all)"
 MISSING = "(missing)"
 OUT_OF_RANGE = "(out of range)"
-
-#: Direction of each metric this module computes (True: higher is better).
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "accuracy": True, "balanced_accuracy": True, "f1": True, "roc_auc": True,
-    "log_loss": False, "mae": False, "rmse": False, "r2": True,
-}
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better."""
-    try:
-        return HIGHER_IS_BETTER[metric]
-    except KeyError:
-        raise ValueError(
-            f"unknown metric {metric!r}; known: {', '.join(HIGHER_IS_BETTER)}"
-        ) from None
-
 
 def _positive_proba(y_proba: np.ndarray) -> np.ndarray:
     return y_proba[:, -1] if y_proba.ndim == 2 else y_proba

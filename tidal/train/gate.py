@@ -54,6 +54,24 @@ class Verdict:
         return {"blessed": self.blessed, "reasons": list(self.reasons), "checks": self.checks}
 
 
+#: Direction of each metric :mod:`tidal.train.evaluate` computes (True: higher is
+#: better). Here, not there, so that gating needs neither scikit-learn nor pandas.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "accuracy": True, "balanced_accuracy": True, "f1": True, "roc_auc": True,
+    "log_loss": False, "mae": False, "rmse": False, "r2": True,
+}
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better."""
+    try:
+        return HIGHER_IS_BETTER[metric]
+    except KeyError:
+        raise ValueError(
+            f"unknown metric {metric!r}; known: {', '.join(HIGHER_IS_BETTER)}"
+        ) from None
+
+
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
 

@@ -115,17 +115,18 @@ class SegmentedModel:
             raise ValidationError("SegmentedModel.fit needs make_model")
         started = time.perf_counter()
         frame = X.assign(**{"__target__": np.asarray(y)})
-        plan = _plan(frame, "__target__", self.features, self.segment_columns,
+        plan = plan_batches(frame, "__target__", self.features, self.segment_columns,
                      self.min_rows, DEFAULT_SEGMENTS_PER_BATCH, 1)
         template = pickle.dumps(self.make_model(), protocol=5)
-        outputs = [_fit_batch(template, batch.X, batch.y, batch.segments)
+        outputs = [fit_batch(template, batch.X, batch.y, batch.segments)
                    for batch in plan.batches]
-        outputs.append(_fit_batch(template, plan.global_X, plan.global_y, [((), 0, len(frame))]))
-        self._assemble(plan, outputs)
+        outputs.append(fit_batch(template, plan.global_X, plan.global_y, [((), 0, len(frame))]))
+        self.assemble(plan, outputs)
         self.training_.update(steps=0, wall_seconds=time.perf_counter() - started)
         return self
 
-    def _assemble(self, plan: _Plan, outputs: list[dict[str, Any]]) -> None:
+    def assemble(self, plan: Plan, outputs: list[dict[str, Any]]) -> None:
+        """Take the fitted models out of the batches' outputs (:func:`fit_batch`)."""
         levels = len(self.segment_columns)
         self.models_ = [{} for _ in range(levels)]
         self.untrained_ = [dict(level) for level in plan.untrained]
@@ -232,23 +233,24 @@ class SegmentedModel:
 
 
 @dataclass
-class _Batch:
+class Batch:
     X: pd.DataFrame  # noqa: N815
     y: np.ndarray
     segments: list[tuple[Key, int, int]]  # key, first row, end row (within X)
 
 
 @dataclass
-class _Plan:
-    batches: list[_Batch]
+class Plan:
+    batches: list[Batch]
     untrained: list[dict[Key, str]]
     global_X: pd.DataFrame  # noqa: N815
     global_y: np.ndarray
     rows: int
 
 
-def _plan(frame: pd.DataFrame, target: str, features: list[str], segment_columns: list[str],
-          min_rows: int, segments_per_batch: int | None, workers: int) -> _Plan:
+def plan_batches(frame: pd.DataFrame, target: str, features: list[str],
+                 segment_columns: list[str], min_rows: int, segments_per_batch: int | None,
+                 workers: int) -> Plan:
     """Sort the rows by the hierarchy (so every segment of every level is a contiguous run)
     and cut each level's trainable segments into batches balanced by rows."""
     missing = [c for c in [target, *features, *segment_columns] if c not in frame.columns]
@@ -287,13 +289,13 @@ def _plan(frame: pd.DataFrame, target: str, features: list[str], segment_columns
         target_rows = sum(stop - start for _, start, stop in trainable) / wanted
     else:
         target_rows = math.inf
-    batches: list[_Batch] = []
+    batches: list[Batch] = []
     current: list[tuple[Key, int, int]] = []
     rows = 0
 
     def close() -> None:
         first, last = current[0][1], max(stop for _, _, stop in current)
-        batches.append(_Batch(X.iloc[first:last], y[first:last],
+        batches.append(Batch(X.iloc[first:last], y[first:last],
                               [(key, s - first, e - first) for key, s, e in current]))
 
     # levels one after another, each in sorted order: a batch is one slice of the sorted
@@ -308,7 +310,7 @@ def _plan(frame: pd.DataFrame, target: str, features: list[str], segment_columns
         rows += stop - start
     if current:
         close()
-    return _Plan(batches, untrained, frame[features], frame[target].to_numpy(), n)
+    return Plan(batches, untrained, frame[features], frame[target].to_numpy(), n)
 
 
 def _is_classifier(estimator: Any) -> bool:
@@ -319,7 +321,7 @@ def _is_classifier(estimator: Any) -> bool:
     return bool(is_classifier(estimator))
 
 
-def _fit_batch(template: bytes, X: pd.DataFrame, y: np.ndarray,  # noqa: N803
+def fit_batch(template: bytes, X: pd.DataFrame, y: np.ndarray,  # noqa: N803
                segments: list[tuple[Key, int, int]]) -> dict[str, Any]:
     """Fit a fresh copy of the template on each segment's rows; time the fits alone."""
     classifier = _is_classifier(pickle.loads(template))  # noqa: S301 - our own bytes
@@ -350,7 +352,7 @@ def fit_segment_batch(batch_sha256: str, template_sha256: str,
 
     store = ArtifactStore(artifact_root)
     batch = load_native(store.get_bytes(batch_sha256))
-    return _fit_batch(store.get_bytes(template_sha256), batch["X"], batch["y"],
+    return fit_batch(store.get_bytes(template_sha256), batch["X"], batch["y"],
                       batch["segments"])
 
 
@@ -368,6 +370,7 @@ def fit_segments(frame: pd.DataFrame, *, target: str, features: Sequence[str],
     """
     import tidal
     from tidal.pipeline.graph import Pipeline
+    from tidal.pipeline.keys import Location
     from tidal.pipeline.runner import run_pipeline
     from tidal.runtime.native import dump_native
 
@@ -375,10 +378,10 @@ def fit_segments(frame: pd.DataFrame, *, target: str, features: Sequence[str],
     model = SegmentedModel(segment_columns, features, min_rows=min_rows)
     project = project or tidal.get_project()
     workers = max_workers or os.cpu_count() or 1
-    plan = _plan(frame, target, model.features, model.segment_columns, min_rows,
+    plan = plan_batches(frame, target, model.features, model.segment_columns, min_rows,
                  segments_per_batch, workers)
     artifacts = project.artifacts
-    root = project.settings.artifact_root
+    root = Location(project.settings.artifact_root)
     template = artifacts.put_bytes(dump_native(make_model())).sha256
     stored = [artifacts.put_bytes(dump_native(
         {"X": plan.global_X, "y": plan.global_y, "segments": [((), 0, plan.rows)]})).sha256]
@@ -395,7 +398,7 @@ def fit_segments(frame: pd.DataFrame, *, target: str, features: Sequence[str],
                           max_workers=max_workers, ray_address=ray_address,
                           progress=progress)
     ran = time.perf_counter()
-    model._assemble(plan, [result.output(node) for node in nodes])
+    model.assemble(plan, [result.output(node) for node in nodes])
     model.training_.update(
         steps=len(nodes), cached_steps=len(result.cached), pipeline_run=result.run_id,
         plan_seconds=planned - started, run_seconds=ran - planned,

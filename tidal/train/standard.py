@@ -1,9 +1,12 @@
 """The standard tabular pipeline a project gets from ``tidal.toml`` alone (``tidal run``).
 
 snapshot → validate → split → train every candidate (in parallel on the executor) →
-evaluate each overall and per slice → choose (a simpler model wins a near tie) → gate
-against the baseline, the champion and the slice rules → register the chosen model with
-its metrics, slice table, verdict and lineage (the snapshot hash, the pipeline run).
+evaluate each overall and per slice → choose (a simpler model wins a near tie) → with
+``[data] segments``, train the chosen family per segment and keep the segmented model
+only if it beats the global one by more than the tolerance → gate against the baseline,
+the champion and the slice rules → register the chosen model with its signature,
+metrics, slice table, verdict and lineage (the snapshot hash, the pipeline runs, a
+tracked run holding every candidate's scores).
 
 Settings: ``[data]`` names the target, time and segment columns; ``[pipeline]`` the
 source, the model name, slices, candidates, search budget, gate tolerances and executor.
@@ -11,30 +14,147 @@ source, the model name, slices, candidates, search budget, gate tolerances and e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tidal.core.errors import ValidationError
+from tidal.core.errors import TidalError, ValidationError
 from tidal.pipeline.graph import Pipeline
-from tidal.pipeline.keys import File
-from tidal.pipeline.runner import run_pipeline
-from tidal.train import steps
+from tidal.pipeline.keys import File, Location, Stored
+from tidal.pipeline.runner import PipelineResult, run_pipeline
+from tidal.train import segment_steps, steps
+from tidal.train.registration import CHAMPION, register_chosen
 
 if TYPE_CHECKING:
     from tidal.project import Project
 
 NUMERIC_TYPES = ("integer", "float")
 FEATURE_ROLES = ("feature", "segment")
-CHAMPION = "champion"
+SEGMENTED = "segmented"
+
+
+@dataclass
+class Setup:
+    """What the pipeline needs, resolved from ``tidal.toml`` and the schema."""
+
+    name: str
+    source: Any
+    schema_file: File | None
+    schema: Any
+    target: str
+    #: the time column the split orders by, if any
+    timestamp: str | None
+    task: str
+    numeric: list[str]
+    categorical: list[str]
+    metric: str
+    families: list[str]
+    slices: list[dict[str, Any]]
+    segments: list[str]
+    root: Location
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical
+
+
+@dataclass
+class Candidate:
+    """A trained candidate: its name, the step output holding it, its evaluation."""
+
+    name: str
+    sha256: str
+    evaluation: dict[str, Any]
 
 
 def run_standard(project: Project, *, executor: str | None = None,
                  progress: bool | None = None) -> dict[str, Any]:
     """Run the standard pipeline of ``project``; returns the summary ``tidal run`` prints."""
-    from tidal.data.infer import infer_schema
+    from tidal.train.gate import choose, decide, higher_is_better
+
+    config = project.settings.pipeline
+    setup = resolve_setup(project)
+    executor = executor or config.executor
+    result = run_pipeline(Pipeline.build(lambda: _define(setup, config), name=setup.name),
+                          project=project, executor=executor,
+                          ray_address=config.ray_address, progress=progress)
+    candidates = {family: Candidate(family, result.steps[_label("train_candidate", i)]
+                                    .output_sha256 or "",
+                                    result.output(_label("evaluate_candidate", i)))
+                  for i, family in enumerate(setup.families)}
+    better = higher_is_better(setup.metric)
+    scores = {name: c.evaluation["metrics"] for name, c in candidates.items()}
+    chosen, why = choose(scores, setup.metric, better, config.gate.simpler_tolerance)
+    segmented_info = None
+    later: list[PipelineResult] = []  # the follow-up stages, for the summary
+    if setup.segments:
+        family = config.segment_family or chosen
+        segmented, segmented_info, stage = _train_segmented(project, setup, result, family,
+                                                            executor, progress)
+        later.append(stage)
+        candidates[SEGMENTED] = segmented
+        scores[SEGMENTED] = segmented.evaluation["metrics"]
+        pick, pick_why = choose({chosen: scores[chosen], SEGMENTED: scores[SEGMENTED]},
+                                setup.metric, better, config.gate.simpler_tolerance,
+                                prefer=(chosen,), exclude=())
+        if pick == SEGMENTED:
+            chosen, why = SEGMENTED, f"per-segment {family} models: {pick_why}"
+        else:
+            why = f"{why} Per-segment {family} models do not beat it: {pick_why}"
+    champion = _champion(project, setup.name)
+    winner = candidates[chosen]
+    verdict = decide(
+        winner.evaluation["metrics"], scores["baseline"],
+        champion.metrics.get("overall") if champion else None, winner.evaluation["slices"],
+        metric=setup.metric, higher_is_better=better,
+        champion_tolerance=config.gate.champion_tolerance,
+        slice_rules={s.column: {"min": s.min, "max_regression": s.max_regression}
+                     for s in config.slices if s.min is not None or s.max_regression is not None},
+        champion_slice_rows=champion.metrics.get("slices") if champion else None,
+        candidate_name=chosen)
+    snapshot = result.output("snapshot_data")
+    if chosen == SEGMENTED:
+        onnx = {"exported": False, "max_difference": None, "reason": "a segmented model is "
+                "served natively (ONNX export covers one model, not a router over many)"}
+    else:
+        onnx, stage = _export(project, setup, result, winner, progress)
+        later.append(stage)
+    version = register_chosen(
+        project, setup, winner, verdict, scores=scores, why=why, onnx=onnx,
+        snapshot=snapshot, pipeline_run=result.run_id, segments=segmented_info,
+        first_champion=champion is None)
+    return {"model": version.ref, "status": version.status, "chosen": chosen, "why": why,
+            "reasons": verdict.reasons, "metric": setup.metric,
+            "score": winner.evaluation["metrics"].get(setup.metric),
+            "baseline": scores["baseline"].get(setup.metric),
+            "candidates": {name: s.get(setup.metric) for name, s in scores.items()},
+            "segments": segmented_info, "pipeline_run": result.run_id,
+            "snapshot": snapshot["sha256"], "onnx": onnx, "tracking_run": version.run_id,
+            "ran": _steps(result, later, "executed"), "cached": _steps(result, later, "cached")}
+
+
+def _steps(first: PipelineResult, later: list[PipelineResult], which: str) -> list[str]:
+    """Step labels of every stage; a later stage's are prefixed with its pipeline name."""
+    return [*getattr(first, which),
+            *(f"{stage.pipeline}:{label}" for stage in later for label in getattr(stage, which))]
+
+
+def require_training_extras() -> None:
+    """Fail early, with the fix, when the training libraries are not installed (the
+    steps would otherwise fail one by one in the workers)."""
+    import importlib.util
+
+    missing = [name for name in ("pandas", "sklearn") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise TidalError(f"training needs {' and '.join(missing)}, which are not installed: "
+                         "pip install 'tidal-ml[train]'")
+
+
+def resolve_setup(project: Project) -> Setup:
+    """Check ``tidal.toml`` and the schema, and work out features, task and metric."""
+    require_training_extras()
     from tidal.data.schema import Schema
-    from tidal.train.evaluate import higher_is_better
-    from tidal.train.gate import choose, decide
+    from tidal.train.families import available_families
 
     config, data = project.settings.pipeline, project.settings.data
     if config.source is None or data.target is None:
@@ -42,119 +162,117 @@ def run_standard(project: Project, *, executor: str | None = None,
                               "the standard pipeline (`tidal init DATA` writes both)")
     source = _source(project, config.source)
     schema_path = project.settings.project_dir / config.schema_file
-    schema_yaml = schema_path.read_text() if schema_path.is_file() else None
-    schema = (Schema.from_yaml(schema_yaml, name=str(schema_path)) if schema_yaml else
-              infer_schema(source.path if isinstance(source, File) else _sql_frame(source),
-                           overrides=data))
+    if schema_path.is_file():
+        schema = Schema.from_yaml(schema_path.read_text(), name=str(schema_path))
+        schema_file: File | None = File(schema_path)
+    else:
+        from tidal.data.infer import infer_schema
+
+        schema = infer_schema(source.path if isinstance(source, File) else _sql_frame(source),
+                              overrides=data)
+        schema_file = None
     target = data.target
     if target not in schema:
         raise ValidationError(f"the target {target!r} is not a column of the data")
+    missing = [c for c in data.segments if c not in schema]
+    if missing:
+        raise ValidationError(f"[data] segments names column(s) the data does not have: "
+                              f"{', '.join(missing)}")
     task = config.task or _task(schema.column(target))
     features = [c for c in schema.columns if c.name != target and c.role in FEATURE_ROLES]
-    numeric = [c.name for c in features if c.type in NUMERIC_TYPES]
-    categorical = [c.name for c in features if c.type not in NUMERIC_TYPES]
-    metric = config.gate.metric or ("accuracy" if task == "classification" else "rmse")
-    families = config.candidates or _default_families()
+    families = list(config.candidates or available_families())
+    known = available_families()
+    unknown = [f for f in [*families, config.segment_family or "baseline"] if f not in known]
+    if unknown:
+        raise ValidationError(f"unknown or unavailable model family {', '.join(unknown)}; "
+                              f"available here: {', '.join(known)}")
     if "baseline" not in families:
         families = ["baseline", *families]
-    root = project.settings.artifact_root
-    slices = [s.model_dump(exclude_none=True) for s in config.slices]
+    return Setup(
+        name=config.model or project.settings.project_dir.name, source=source,
+        schema_file=schema_file, schema=schema, target=target, task=task,
+        timestamp=data.timestamp or next((c.name for c in schema.columns
+                                          if c.role == "timestamp"), None),
+        numeric=[c.name for c in features if c.type in NUMERIC_TYPES],
+        categorical=[c.name for c in features if c.type not in NUMERIC_TYPES],
+        metric=config.gate.metric or ("accuracy" if task == "classification" else "rmse"),
+        families=families, slices=[s.model_dump(exclude_none=True) for s in config.slices],
+        segments=list(data.segments), root=Location(project.settings.artifact_root))
+
+
+def _define(setup: Setup, config: Any) -> None:
+    """The first stage: data, split, every candidate trained and evaluated."""
+    snap = steps.snapshot_data(setup.source, setup.root)
+    checked = steps.validate_data(snap, setup.schema_file, list(config.allow_anomalies), [],
+                                  setup.root)
+    rows = steps.split_data(snap, checked, setup.target, setup.timestamp,
+                            config.test_size, config.seed, setup.task, setup.root)
+    models = {family: steps.train_candidate(snap, rows, family, setup.task, setup.target,
+                                            setup.numeric, setup.categorical, config.seed,
+                                            # the baseline has nothing to search
+                                            config.search_budget if family != "baseline"
+                                            else 0, setup.root)
+              for family in setup.families}
+    for model in models.values():
+        steps.evaluate_candidate(model, models["baseline"], snap, rows, setup.task,
+                                 setup.target, setup.features, setup.slices, setup.metric,
+                                 setup.root)
+
+
+def _train_segmented(project: Project, setup: Setup, first: PipelineResult, family: str,
+                     executor: str, progress: bool | None,
+                     ) -> tuple[Candidate, dict[str, Any], PipelineResult]:
+    """The second stage: ``family`` trained per segment, in parallel, then evaluated on
+    the same test rows. It takes the first stage's outputs by hash, so it is cached and
+    the segmented model's lineage reaches the snapshot."""
+    config = project.settings.pipeline
+    snapshot, split, baseline = (Stored(first.steps[label].output_sha256 or "")
+                                 for label in ("snapshot_data", "split_data",
+                                               "train_candidate"))
 
     def define() -> None:
-        snap = steps.snapshot_data(source, root)
-        checked = steps.validate_data(snap, schema_yaml, list(config.allow_anomalies), [],
-                                      root)
-        rows = steps.split_data(snap, checked, target, data.timestamp, config.test_size,
-                                config.seed, task, root)
-        models = {family: steps.train_candidate(snap, rows, family, task, target, numeric,
-                                                categorical, config.seed, config.search_budget,
-                                                root) for family in families}
-        for model in models.values():
-            steps.evaluate_candidate(model, models["baseline"], snap, rows, task, target,
-                                     numeric + categorical, slices, metric, root)
+        planned = segment_steps.plan_segment_training(
+            snapshot, split, family, setup.task, setup.target, setup.numeric,
+            setup.categorical, setup.segments, config.segment_min_rows, config.seed,
+            setup.root)
+        parts = [segment_steps.fit_segment_part(planned, part, segment_steps.SEGMENT_PARTS)
+                 for part in range(segment_steps.SEGMENT_PARTS)]
+        model = segment_steps.assemble_segments(planned, parts)
+        segment_steps.describe_segments(model)
+        steps.evaluate_candidate(model, baseline, snapshot, split, setup.task, setup.target,
+                                 setup.features, setup.slices, setup.metric, setup.root)
 
-    name = config.model or project.settings.project_dir.name
-    result = run_pipeline(Pipeline.build(define, name=name), project=project,
-                          executor=executor or config.executor,
+    result = run_pipeline(Pipeline.build(define, name=f"{setup.name}-segments"),
+                          project=project, executor=executor,
                           ray_address=config.ray_address, progress=progress)
-    evaluations = {family: result.output(f"evaluate_candidate#{i + 1}" if i else
-                                         "evaluate_candidate")
-                   for i, family in enumerate(families)}
-    better = higher_is_better(metric)
-    chosen, why = choose({f: e["metrics"] for f, e in evaluations.items()}, metric, better,
-                         config.gate.simpler_tolerance)
-    champion = _champion(project, name)
-    verdict = decide(
-        evaluations[chosen]["metrics"], evaluations["baseline"]["metrics"],
-        champion.metrics.get("overall") if champion else None, evaluations[chosen]["slices"],
-        metric=metric, higher_is_better=better,
-        champion_tolerance=config.gate.champion_tolerance,
-        slice_rules={s.column: {"min": s.min, "max_regression": s.max_regression}
-                     for s in config.slices if s.min is not None or s.max_regression is not None},
-        champion_slice_rows=champion.metrics.get("slices") if champion else None,
-        candidate_name=chosen)
-    snapshot = result.output("snapshot_data")
-    onnx = _export(project, result, chosen, families, task, target, numeric + categorical,
-                   progress)
-    trained = result.steps[f"train_candidate#{families.index(chosen) + 1}"
-                           if families.index(chosen) else "train_candidate"]
-    version = _register_output(
-        project, name, trained.output_sha256,
-        metrics={"overall": evaluations[chosen]["metrics"], "metric": metric,
-                 "slices": evaluations[chosen]["slices"],
-                 "candidates": {f: e["metrics"] for f, e in evaluations.items()},
-                 "gate": verdict.to_dict(), "chosen": {"family": chosen, "why": why},
-                 "onnx": onnx},
-        dataset_hash=snapshot["sha256"],
-        description=f"{chosen} from pipeline run {result.run_id}",
-        reason=f"standard pipeline run {result.run_id}")
-    status = "blessed" if verdict.blessed else "vetoed"
-    version = project.set_status(name, version.version, status,
-                                 reason="; ".join(verdict.reasons) or why)
-    if verdict.blessed and champion is None:
-        version = project.set_alias(name, CHAMPION, version.version,
-                                    reason="first blessed version")
-    return {"model": version.ref, "status": status, "chosen": chosen, "why": why,
-            "reasons": verdict.reasons, "metric": metric,
-            "score": evaluations[chosen]["metrics"].get(metric),
-            "baseline": evaluations["baseline"]["metrics"].get(metric),
-            "pipeline_run": result.run_id, "snapshot": snapshot["sha256"], "onnx": onnx,
-            "ran": result.executed, "cached": result.cached}
+    info = {"family": family, "columns": setup.segments,
+            "min_rows": config.segment_min_rows, **result.output("describe_segments"),
+            "pipeline_run": result.run_id}
+    return Candidate(SEGMENTED, result.steps["assemble_segments"].output_sha256 or "",
+                     result.output("evaluate_candidate")), info, result
 
 
-def _export(project: Project, result: Any, chosen: str, families: list[str], task: str,
-            target: str, features: list[str], progress: bool | None) -> dict[str, Any]:
+def _export(project: Project, setup: Setup, first: PipelineResult, winner: Candidate,
+            progress: bool | None) -> tuple[dict[str, Any], PipelineResult]:
     """ONNX export of the chosen model, as a one-step pipeline of its own taking the first
     run's outputs by hash (cached and traced like any step): exporting every candidate
     would cost minutes for large forests."""
-    from tidal.pipeline.keys import Stored
-
-    label = (f"train_candidate#{families.index(chosen) + 1}" if families.index(chosen)
-             else "train_candidate")
-    model, snapshot, rows = (Stored(result.steps[name].output_sha256)  # type: ignore[arg-type]
-                             for name in (label, "snapshot_data", "split_data"))
+    model = Stored(winner.sha256)
+    snapshot, split = (Stored(first.steps[label].output_sha256 or "")
+                       for label in ("snapshot_data", "split_data"))
 
     def define() -> None:
-        steps.export_model(model, snapshot, rows, task, target, features,
-                           project.settings.artifact_root)
+        steps.export_model(model, snapshot, split, setup.task, setup.target, setup.features,
+                           setup.root)
 
-    export = run_pipeline(Pipeline.build(define, name=f"{result.pipeline}-export"),
+    export = run_pipeline(Pipeline.build(define, name=f"{setup.name}-export"),
                           project=project, executor="inline", progress=progress)
-    return export.output("export_model")
+    return export.output("export_model"), export
 
 
-def _register_output(project: Project, name: str, sha256: str, **details: Any) -> Any:
-    """Register the training step's output bytes as they are (not a re-pickled copy), so
-    the version's artifact hash is the step's output hash and lineage walks back from it."""
-    import tempfile
-
-    from tidal.runtime.native import FLAVOR
-
-    data = project.artifacts.get_bytes(sha256)  # verified
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.pkl"
-        path.write_bytes(data)
-        return project.register_model(name, path=path, flavor=FLAVOR, **details)
+def _label(step_name: str, index: int) -> str:
+    """The label of the ``index``-th call of a step in a pipeline (graph.Pipeline.add)."""
+    return f"{step_name}#{index + 1}" if index else step_name
 
 
 def _source(project: Project, source: Any) -> Any:
@@ -178,12 +296,6 @@ def _task(column: Any) -> str:
             and column.max - column.min <= 20:
         return "classification"
     return "regression"
-
-
-def _default_families() -> list[str]:
-    from tidal.train.candidates import available_families
-
-    return available_families()
 
 
 def _champion(project: Project, name: str) -> Any:

@@ -32,6 +32,14 @@ def _frame(snapshot: dict[str, Any], artifact_root: str) -> Any:
     return load_snapshot(snapshot["sha256"], ArtifactStore(artifact_root)).to_pandas()
 
 
+def labelled_rows(snapshot: dict[str, Any], split: Any, part: str, target: str,
+                  artifact_root: str) -> Any:
+    """The ``"train"`` or ``"test"`` rows of the split that have a label, re-indexed."""
+    frame = _frame(snapshot, artifact_root)
+    rows = frame.iloc[split.train_index if part == "train" else split.test_index]
+    return rows[rows[target].notna()].reset_index(drop=True)
+
+
 @step
 def snapshot_data(source: Any, artifact_root: str) -> dict[str, Any]:
     """Store the source's rows as a content-hashed Parquet snapshot (the dataset version).
@@ -48,28 +56,30 @@ def snapshot_data(source: Any, artifact_root: str) -> dict[str, Any]:
 
 
 @step
-def validate_data(snapshot: dict[str, Any], schema_yaml: str | None, allow: list[str],
+def validate_data(snapshot: dict[str, Any], schema_file: str | None, allow: list[str],
                   exclude_roles: list[str], artifact_root: str) -> dict[str, Any]:
     """Check the snapshot against the reviewed schema; stop on anomalies not allowed.
 
-    ``schema_yaml`` is the schema file's text (so editing the schema re-runs this step);
-    without one the schema is inferred from this very snapshot, which can only catch an
-    empty batch, and the result says so.
+    ``schema_file`` is passed as a ``tidal.File`` (so editing the schema re-runs this
+    step, and its hash is in the lineage); without one the schema is inferred from this
+    very snapshot, which can only catch an empty batch, and the result says so.
     """
+    from pathlib import Path
+
     from tidal.data.infer import infer_schema
     from tidal.data.schema import Schema
     from tidal.data.validation import validate
 
     frame = _frame(snapshot, artifact_root)
-    schema = (Schema.from_yaml(schema_yaml, name="schema") if schema_yaml
-              else infer_schema(frame))
+    schema = (Schema.from_yaml(Path(schema_file).read_text(), name=Path(schema_file).name)
+              if schema_file else infer_schema(frame))
     result = validate(frame, schema, exclude_roles=tuple(exclude_roles))
     blocking = [a for a in result.anomalies if a.kind not in allow]
     if blocking:
         blocked = type(result)(result.source, result.num_rows, blocking)
         raise BadBatchError(f"the data has anomalies (allow a kind with "
                             f"[pipeline] allow_anomalies):\n{blocked.summary()}")
-    return result.to_dict() | {"schema": "file" if schema_yaml else "inferred",
+    return result.to_dict() | {"schema": "file" if schema_file else "inferred",
                                "allowed": [a.kind for a in result.anomalies]}
 
 
@@ -96,9 +106,7 @@ def train_candidate(snapshot: dict[str, Any], split: Any, family: str, task: str
     """Fit one candidate family (preprocessing inside the model's pipeline)."""
     from tidal.train.candidates import make_candidate, search
 
-    frame = _frame(snapshot, artifact_root)
-    train = frame.iloc[split.train_index]
-    train = train[train[target].notna()]
+    train = labelled_rows(snapshot, split, "train", target, artifact_root)
     features, labels = train[numeric + categorical], train[target]
     model = make_candidate(family, task, numeric, categorical, seed=seed)
     if search_budget and family != "baseline":
@@ -116,9 +124,7 @@ def evaluate_candidate(model: Any, baseline: Any, snapshot: dict[str, Any], spli
     """Metrics on the test rows, overall and per slice, with the baseline beside them."""
     from tidal.train.evaluate import metrics, slice_table
 
-    frame = _frame(snapshot, artifact_root)
-    test = frame.iloc[split.test_index]
-    test = test[test[target].notna()].reset_index(drop=True)
+    test = labelled_rows(snapshot, split, "test", target, artifact_root)
     X, y = test[features], test[target].to_numpy()
     predicted, base = model.predict(X), baseline.predict(X)
     proba = base_proba = labels = None
@@ -139,9 +145,7 @@ def export_model(model: Any, snapshot: dict[str, Any], split: Any, task: str, ta
     from tidal.artifacts.store import ArtifactStore
     from tidal.train.onnx_export import export_onnx
 
-    frame = _frame(snapshot, artifact_root)
-    test = frame.iloc[split.test_index]
-    test = test[test[target].notna()].reset_index(drop=True)
+    test = labelled_rows(snapshot, split, "test", target, artifact_root)
     exported = export_onnx(model, test[features], task=task)
     result: dict[str, Any] = {"exported": exported.onnx_bytes is not None,
                               "reason": exported.reason,
