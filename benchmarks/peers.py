@@ -77,8 +77,9 @@ def machine() -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
     except OSError:
         pass
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return {"nproc": int(nproc or os.cpu_count() or 0), "cpu_model": model,
+    # not `nproc`: it honours OMP_NUM_THREADS, which the benchmarks set to 1
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"nproc": nproc or 0, "cpu_model": model,
             "platform": platform.platform(), "loadavg_at_start": os.getloadavg()}
 
 

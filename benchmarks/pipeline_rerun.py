@@ -116,6 +116,8 @@ def main() -> None:
          ["cached, in process", f"{summary['cached_in_process_s']:.3f}", "0 steps ran"],
          ["cached, `tidal run` (new process)", f"{summary['cached_cli_s']:.2f}",
           f"of which start-up and imports {summary['cli_startup_s']:.2f}"],
+         ["  the pipeline's share (run − start-up)",
+          f"{summary['cached_cli_minus_startup_s']:.3f}", "median of the paired differences"],
          ["one slice edited, `tidal run`", f"{changed_s:.2f}",
           f"ran: {', '.join(changed['ran'])}"]])
 

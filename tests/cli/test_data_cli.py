@@ -116,9 +116,16 @@ def test_profiles_are_saved_and_compared_without_the_data(bike: Path):
     from_data = tidal(bike, "drift", "2011.csv", "2012.parquet", "--json")
     expected = {c["column"]: c for c in json.loads(from_data.stdout)["columns"]}
     for name in ("cnt", "temp", "atemp", "season", "workingday"):
-        assert by_name[name]["test"] == expected[name]["test"]
-        assert by_name[name]["drifted"] == expected[name]["drifted"]
+        approx, exact = by_name[name], expected[name]
+        assert approx["test"] == exact["test"]
+        # the sketch's statistic is within its stated bound of the exact one, so the
+        # verdicts agree wherever the exact statistic is further than that from the
+        # threshold (temp and atemp sit at 0.08, near 0.1: the sketch may tip them)
+        assert abs(approx["statistic"] - exact["statistic"]) <= approx["error_bound"] + 1e-9
+        if abs(exact["statistic"] - exact["threshold"]) > approx["error_bound"]:
+            assert approx["drifted"] == exact["drifted"], name
     assert by_name["cnt"]["approximate"] and by_name["cnt"]["error_bound"] > 0
+    assert by_name["cnt"]["drifted"] and not by_name["season"]["drifted"]
 
     (bike / "cut.profile").write_bytes((bike / "2011.profile").read_bytes()[:300])
     broken = tidal(bike, "drift", "cut.profile", "2012.profile")

@@ -27,6 +27,10 @@ from tidal.train.evaluate import metrics
 
 HAS_XGBOOST = importlib.util.find_spec("xgboost") is not None
 HAS_LIGHTGBM = importlib.util.find_spec("lightgbm") is not None
+#: the tree families installed here (the boost extra adds XGBoost and LightGBM; make test
+#: installs it)
+TREES = ("random_forest", "hist_gradient_boosting", *(["xgboost"] if HAS_XGBOOST else []),
+         *(["lightgbm"] if HAS_LIGHTGBM else []))
 
 
 def test_import_tidal_stays_light() -> None:
@@ -77,7 +81,7 @@ def test_elec2_trees_beat_the_baseline(elec2_results) -> None:
     assert 0.55 < base["accuracy"] < 0.65
     assert base["balanced_accuracy"] == pytest.approx(0.5)
     assert base["roc_auc"] == pytest.approx(0.5)
-    for name in ("random_forest", "hist_gradient_boosting"):
+    for name in TREES:
         assert elec2_results[name]["accuracy"] > base["accuracy"] + 0.1, name
         assert elec2_results[name]["roc_auc"] > 0.75, name
     # The linear model does not: feat_4..feat_6 are constant for the first 17,424 training
@@ -102,7 +106,7 @@ def test_bike_pipelines_handle_real_missing_values(bike) -> None:
         assert np.isfinite(predictions).all(), name
         results[name] = metrics("regression", test[bike.target], predictions)
     base = results["baseline"]
-    for name in ("linear", "random_forest", "hist_gradient_boosting"):
+    for name in ("linear", *TREES):
         assert results[name]["mae"] < base["mae"], name
         assert results[name]["r2"] > 0.5, name
     # README: MAE about 33 on the within-2011 hold-out.
@@ -157,3 +161,20 @@ def test_search_within_budget_and_space(census) -> None:
     plain = search("baseline", baseline, X, y, budget=5)
     assert plain.params == {} and plain.n_iter == 0 and plain.score is None
     assert set(SEARCH_SPACES) >= set(FAMILIES)
+
+
+@pytest.mark.skipif(not (HAS_XGBOOST and HAS_LIGHTGBM), reason="pip install 'tidal-ml[boost]'")
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
+def test_boosting_families_take_text_labels_and_search_their_space(family, elec2) -> None:
+    # XGBoost's own classifier refuses labels other than 0..k-1; the candidate must not
+    train = elec2.train.iloc[:4_000]
+    X, y = train[elec2.numeric], train[elec2.target].map({0: "down", 1: "up"})
+    fitted = make_candidate(family, "classification", elec2.numeric, []).fit(X, y)
+    assert list(fitted.classes_) == ["down", "up"]
+    assert set(fitted.predict(elec2.test[elec2.numeric])) <= {"down", "up"}
+    proba = fitted.predict_proba(elec2.test[elec2.numeric])
+    assert proba.shape == (len(elec2.test), 2) and np.allclose(proba.sum(axis=1), 1)
+    searched = search(family, make_candidate(family, "classification", elec2.numeric, []),
+                      X, y, budget=2, scoring="accuracy")
+    assert searched.n_iter == 2 and len(searched.scores) == 2
+    assert all(key.startswith("model__") for key in searched.params)

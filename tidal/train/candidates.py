@@ -14,8 +14,9 @@ Families (ML Test Score, "a simpler model is not better"; the issue's candidate 
   thread keeps results reproducible), seeded.
 - ``hist_gradient_boosting``: scikit-learn's histogram GBM; missing numbers are handled
   natively, categories are ordinal-encoded and declared categorical.
-- ``xgboost`` / ``lightgbm``: only when the package is importable (optional extras).
-  XGBoost's classifier needs labels coded ``0..k-1``; encode the target before fitting.
+- ``xgboost`` / ``lightgbm``: only when the package is importable (``tidal-ml[boost]``).
+  XGBoost's classifier takes labels coded ``0..k-1`` only, so it is wrapped in
+  :class:`EncodedLabels`, which encodes any labels (text, booleans) around it.
 
 Tree models get ordinal-encoded categories (``unknown_value=-1``: an unseen category is
 treated like a missing one). Every random state is set from ``seed``, so fitting twice on the
@@ -33,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.stats import loguniform, randint, uniform
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
@@ -45,7 +47,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import RandomizedSearchCV
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from sklearn.preprocessing import LabelEncoder, OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from tidal.train.families import (  # noqa: F401 - re-exported
     FAMILIES,
@@ -182,8 +184,10 @@ def make_candidate(
     elif name == "xgboost":
         import xgboost
 
-        cls = xgboost.XGBClassifier if classification else xgboost.XGBRegressor
-        model = cls(n_estimators=300, tree_method="hist", n_jobs=1, random_state=seed)
+        settings = {"n_estimators": 300, "tree_method": "hist", "n_jobs": 1,
+                    "random_state": seed}
+        model = (EncodedLabels(xgboost.XGBClassifier(**settings)) if classification
+                 else xgboost.XGBRegressor(**settings))
         pre = _tree_preprocessing(numeric, categorical, impute_numeric=False)
     elif name == "lightgbm":
         import lightgbm
@@ -230,10 +234,40 @@ def make_candidates(
 
 
 def search_space(candidate_name: str, pipeline: Pipeline) -> dict[str, Any]:
-    """The documented search space of a family (Ridge uses ``alpha``, not ``C``)."""
-    if candidate_name == "linear" and isinstance(pipeline.named_steps["model"], Ridge):
+    """The documented search space of a family (Ridge uses ``alpha``, not ``C``; a
+    wrapped model's parameters are one level deeper)."""
+    model = pipeline.named_steps["model"]
+    if candidate_name == "linear" and isinstance(model, Ridge):
         return dict(SEARCH_SPACES["linear_regression"])
-    return dict(SEARCH_SPACES.get(candidate_name, {}))
+    space = dict(SEARCH_SPACES.get(candidate_name, {}))
+    if isinstance(model, EncodedLabels):
+        space = {key.replace("model__", "model__estimator__", 1): value
+                 for key, value in space.items()}
+    return space
+
+
+class EncodedLabels(ClassifierMixin, BaseEstimator):
+    """A classifier that only takes labels ``0..k-1`` (XGBoost's), given any labels.
+
+    ``classes_`` and ``predict`` speak the original labels; ``predict_proba``'s columns
+    follow ``classes_``, as scikit-learn's classifiers do.
+    """
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> EncodedLabels:  # noqa: N803
+        self.encoder_ = LabelEncoder().fit(y)
+        self.classes_ = self.encoder_.classes_
+        self.estimator_ = clone(self.estimator).fit(X, self.encoder_.transform(y),
+                                                    **fit_params)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:  # noqa: N803
+        return self.encoder_.inverse_transform(np.asarray(self.estimator_.predict(X)))
+
+    def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803
+        return self.estimator_.predict_proba(X)
 
 
 @dataclass
