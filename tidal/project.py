@@ -22,9 +22,16 @@ from tidal.core.errors import NotFoundError, ValidationError
 from tidal.runtime.native import FLAVOR as NATIVE_FLAVOR
 from tidal.runtime.native import dump_native, load_native
 from tidal.store.database import Database
+from tidal.store.deployments import DeploymentRepository
 from tidal.store.lineage import LineageRepository
-from tidal.store.records import EventRecord, ModelRecord, RunRecord, VersionRecord
-from tidal.store.registry import RegistryRepository
+from tidal.store.records import (
+    DeploymentRecord,
+    EventRecord,
+    ModelRecord,
+    RunRecord,
+    VersionRecord,
+)
+from tidal.store.registry import RegistryRepository, parse_ref
 from tidal.store.tracking import TrackingRepository
 
 
@@ -62,6 +69,10 @@ class Project:
     @cached_property
     def lineage(self) -> LineageRepository:
         return LineageRepository(self.db)
+
+    @cached_property
+    def deployments(self) -> DeploymentRepository:
+        return DeploymentRepository(self.db)
 
     def store_exists(self) -> bool:
         """False only when the store is a SQLite file that has not been created yet."""
@@ -199,6 +210,84 @@ class Project:
 
     def model_history(self, name: str) -> list[EventRecord]:
         return self.registry.history(name)
+
+    # -- deployments --------------------------------------------------------------------
+    def set_deployment(
+        self, name: str, model: str | VersionRecord, *, stable: int | str | None = None,
+        canary: int | str | None = None, canary_weight: float = 0.0,
+        shadow: int | str | None = None, max_batch_size: int | None = None,
+        max_batch_wait_ms: float | None = None, reason: str | None = None,
+    ) -> DeploymentRecord:
+        """Point deployment ``name`` at versions of one model (creating or replacing it).
+
+        ``model`` is a reference to the stable version (``"elec2@champion"``,
+        ``"elec2:3"``, a :class:`VersionRecord`) or a model name with ``stable=`` a
+        version number or alias (a bare name alone means its latest version, as in the
+        registry). ``canary=`` and ``shadow=`` take a version number, an alias, or a
+        reference to a version of the same model. References are resolved now, so the
+        deployment records version numbers: moving an alias later does not move it.
+        """
+        if isinstance(model, VersionRecord):
+            if stable is not None:
+                raise ValidationError("give the stable version either as a version record "
+                                      "or as stable=, not both")
+            model_name, stable_number = model.model, model.version
+        else:
+            model_name, version, alias = parse_ref(model)
+            if stable is not None and (version is not None or alias is not None):
+                raise ValidationError(
+                    f"{model!r} already names a version; give the stable version either "
+                    "there or as stable=, not both")
+            if stable is None:
+                stable_number = self.registry.get_version(model).version
+            else:
+                stable_number = self._deployed_version(model_name, stable, "stable")
+        return self.deployments.set(
+            name, model=model_name, stable_version=stable_number,
+            canary_version=self._deployed_version(model_name, canary, "canary"),
+            canary_weight=canary_weight,
+            shadow_version=self._deployed_version(model_name, shadow, "shadow"),
+            max_batch_size=max_batch_size, max_batch_wait_ms=max_batch_wait_ms,
+            now=self.clock.now(), actor=self.settings.actor, reason=reason,
+        )
+
+    def get_deployment(self, name: str) -> DeploymentRecord:
+        return self.deployments.get(name)
+
+    def list_deployments(self) -> list[DeploymentRecord]:
+        return self.deployments.list()
+
+    def delete_deployment(self, name: str, *, reason: str | None = None) -> None:
+        self.deployments.delete(name, now=self.clock.now(), actor=self.settings.actor,
+                                reason=reason)
+
+    def deployment_history(self, name: str, limit: int = 20) -> list[EventRecord]:
+        """The newest ``limit`` changes of a deployment, oldest first."""
+        return self.deployments.history(name, limit)
+
+    def _deployed_version(self, model: str, given: int | str | None, role: str) -> int | None:
+        """A version of ``model`` given as a number, "3", an alias, "latest", or a
+        reference ``model:3`` / ``model@alias`` (which must name the same model)."""
+        if given is None:
+            return None
+        if isinstance(given, VersionRecord):
+            ref = given.ref
+        elif isinstance(given, bool) or not isinstance(given, int | str):
+            raise ValidationError(f"the {role} version must be a version number, an alias "
+                                  f"or a reference such as {model}:3, got {given!r}")
+        elif isinstance(given, int):
+            return given  # checked (and looked up) by the store
+        elif given.strip().isdigit():
+            return int(given)
+        elif ":" in given or "@" in given:
+            ref = given
+        else:
+            ref = f"{model}@{given.strip()}"
+        name, _, _ = parse_ref(ref)
+        if name != model:
+            raise ValidationError(f"the {role} version must be a version of {model!r}, not of "
+                                  f"{name!r} ({ref})")
+        return self.registry.get_version(ref).version
 
 
 def _source() -> str | None:

@@ -12,7 +12,7 @@ from tidal.core.errors import ConflictError, NotFoundError, ValidationError
 from tidal.core.hashing import sha256_bytes
 from tidal.project import Project
 from tidal.store import migrate
-from tidal.store.database import WRITE_OPTION
+from tidal.store.database import HEAD_REVISION, WRITE_OPTION
 
 
 def h(text: str) -> str:
@@ -235,7 +235,7 @@ def test_upgrading_a_store_from_0001_keeps_its_runs_and_models(project, tmp_path
                     clock=clock, actor="tester")
     try:
         assert newer.lineage.list_pipeline_runs() == []  # first use upgrades the store
-        assert migrate.current_revision(newer.db) == migrate.head_revision() == "0002"
+        assert migrate.current_revision(newer.db) == migrate.head_revision() == HEAD_REVISION
         kept = newer.get_run(run.id)
         assert (kept.params, kept.tags, kept.metric("auc")) == ({"lr": "0.1"}, {"team": "a"}, 0.8)
         assert newer.model_version("churn:1").run_id == run.id

@@ -34,6 +34,7 @@ DEFAULT_ARTIFACT_ROOT = ".tidal/artifacts"
 ENV_VARS: dict[str, tuple[str, str]] = {
     "TIDAL_STORE_URL": ("store", "url"),
     "TIDAL_ARTIFACT_ROOT": ("artifacts", "root"),
+    "TIDAL_SERVE_DURABILITY": ("serve", "durability"),
 }
 
 
@@ -169,12 +170,40 @@ class PipelineSection(BaseModel):
     ray_address: str | None = None
 
 
+class ServeSection(BaseModel):
+    """``[serve]``: the model server (``tidal serve``). The admin token is never written
+    here: it is read from the environment variable named by ``admin_token_env``."""
+
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    #: "acknowledged": a response is sent once its prediction record is on disk;
+    #: "async": records are flushed in the background (loss window: flush_interval)
+    durability: Literal["acknowledged", "async"] = "acknowledged"
+    #: the prediction log's folder (relative to the project folder)
+    log_folder: str = ".tidal/predictions"
+    flush_interval: float = Field(default=0.2, gt=0)
+    #: batching defaults for deployments that do not set their own
+    max_batch_size: int = Field(default=256, ge=1)
+    max_batch_wait_ms: float = Field(default=0.0, ge=0)
+    max_body_bytes: int = Field(default=8 * 2**20, ge=1024)
+    max_rows: int = Field(default=100_000, ge=1)
+    #: how often a replica looks for deployment changes
+    poll_interval: float = Field(default=0.5, gt=0)
+    #: the latency objective, a bucket of the request-latency histogram
+    latency_objective_ms: float = Field(default=25.0, gt=0)
+    admin_token_env: str = "TIDAL_ADMIN_TOKEN"
+    onnx_threads: int = Field(default=1, ge=1)
+
+
 class FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     store: StoreSection = StoreSection()
     artifacts: ArtifactsSection = ArtifactsSection()
     data: DataSection = DataSection()
     pipeline: PipelineSection = PipelineSection()
+    serve: ServeSection = ServeSection()
 
 
 class Settings(BaseModel):
@@ -190,6 +219,7 @@ class Settings(BaseModel):
     #: the ``[data]`` section as written (roles and constraint overrides for schemas)
     data: DataSection = DataSection()
     pipeline: PipelineSection = PipelineSection()
+    serve: ServeSection = ServeSection()
 
     @property
     def state_dir(self) -> Path:
@@ -245,6 +275,7 @@ def load_settings(
         actor=actor,
         data=parsed.data,
         pipeline=parsed.pipeline,
+        serve=parsed.serve,
     )
 
 

@@ -266,3 +266,43 @@ class StepRun(Base):
     ended_at: Mapped[float] = mapped_column(Double)
     duration: Mapped[float] = mapped_column(Double)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class Deployment(Base):
+    """A named endpoint and the model versions it serves: stable, canary (with a share of
+    the traffic) and shadow (mirrored, never returned), plus its batching settings.
+
+    Versions are numbers of the deployment's one model (a version is never deleted, so
+    the numbers stay valid). ``revision`` is the value of the deployment revision counter
+    when the row was last written; a model server compares it with the counter.
+    """
+
+    __tablename__ = "deployments"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id"), index=True)
+    stable_version: Mapped[int] = mapped_column(Integer)
+    canary_version: Mapped[int | None] = mapped_column(Integer)
+    canary_weight: Mapped[float] = mapped_column(Double)
+    shadow_version: Mapped[int | None] = mapped_column(Integer)
+    max_batch_size: Mapped[int | None] = mapped_column(Integer)
+    max_batch_wait_ms: Mapped[float | None] = mapped_column(Double)
+    revision: Mapped[int] = mapped_column(BigInteger, unique=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    updated_by: Mapped[str | None] = mapped_column(String(256))
+
+
+class DeploymentRevision(Base):
+    """One row (id 1): the number of deployment writes ever made, sets and deletes alike.
+
+    Every write increments it first, in its own transaction, which also serialises
+    deployment writes on PostgreSQL (the row lock) as ``BEGIN IMMEDIATE`` does on SQLite.
+    Model servers poll it: one primary-key read tells them whether anything changed,
+    including a deletion (which leaves no row behind to carry a revision).
+    """
+
+    __tablename__ = "deployment_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(BigInteger)

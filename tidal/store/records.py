@@ -197,3 +197,29 @@ class PipelineRunRecord:
         data = asdict(self)
         data["duration"] = self.duration
         return data
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """What a deployment serves: versions of one model and how traffic is split."""
+
+    name: str
+    model: str
+    stable_version: int
+    canary_version: int | None
+    #: share of requests (0.0 to 1.0) answered by the canary version
+    canary_weight: float
+    #: version that sees a copy of every request; its answers are logged, never returned
+    shadow_version: int | None
+    #: None: the model server's default
+    max_batch_size: int | None
+    max_batch_wait_ms: float | None
+    #: the deployment revision counter when this deployment was last written; the counter
+    #: (``DeploymentRepository.latest_revision``) only ever grows, across all deployments
+    revision: int
+    created_at: float
+    updated_at: float
+    updated_by: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -15,7 +15,8 @@ Inputs: one named ONNX input per column, shape ``[None, 1]``. Numeric columns ar
 the converted graph supports them (it then matches scikit-learn's float64 arithmetic), else
 floats; string columns are strings, with a missing value (NaN/None) passed as the empty
 string :data:`MISSING_STRING`, which the exported imputers treat as missing. Build the feed
-with :func:`onnx_input_feed` (used by the check here and by the model server).
+with :func:`onnx_input_feed` (used by the check here; it lives in :mod:`tidal.runtime.onnx`
+with the session the model server runs, and is re-exported here).
 
 ``skl2onnx`` and ``onnxruntime`` (the ``train`` extra) are imported only inside the functions.
 """
@@ -24,17 +25,17 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-#: How a missing string value travels through ONNX (string tensors cannot hold NaN).
-MISSING_STRING = ""
-
-_NUMERIC_DTYPES = {"double": np.float64, "float": np.float32}
-_ONNX_TYPE_TO_DTYPE = {"tensor(double)": "double", "tensor(float)": "float"}
+from tidal.runtime.onnx import (  # noqa: F401 - re-exported for existing callers
+    MISSING_STRING,
+    onnx_input_feed,
+    onnx_session,
+)
+from tidal.runtime.onnx import is_string_column as _is_string_column
 
 
 @dataclass(frozen=True)
@@ -55,63 +56,6 @@ class OnnxExport:
     @property
     def exported(self) -> bool:
         return self.onnx_bytes is not None
-
-
-def _is_string_column(values: Any) -> bool:
-    import pandas as pd
-
-    return not (
-        pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype)
-    )
-
-
-def onnx_input_feed(
-    frame: Any, *, numeric_type: str | Mapping[str, str] = "double",
-) -> dict[str, np.ndarray]:
-    """The onnxruntime feed for a DataFrame: one ``[n, 1]`` array per column.
-
-    Numeric (and boolean) columns become float64 (``numeric_type="double"``) or float32
-    (``"float"``); NaN stays NaN. Other columns become object arrays of ``str`` with missing
-    values as :data:`MISSING_STRING`. ``numeric_type`` may also map input names to ONNX type
-    strings as given by ``session.get_inputs()`` (``"tensor(double)"``, ``"tensor(float)"``,
-    ``"tensor(string)"``), so a server can build the feed from the model alone.
-    """
-    import pandas as pd
-
-    feed: dict[str, np.ndarray] = {}
-    for name in frame.columns:
-        column = frame[name]
-        if isinstance(numeric_type, Mapping):
-            kind = numeric_type.get(str(name))
-            if kind is None:
-                continue  # a column the model does not take
-            kind = _ONNX_TYPE_TO_DTYPE.get(kind, "string")
-        else:
-            kind = "string" if _is_string_column(column) else numeric_type
-        if kind == "string":
-            values = [
-                MISSING_STRING if (v is None or (not isinstance(v, str) and pd.isna(v)))
-                else str(v)
-                for v in column.tolist()
-            ]
-            feed[str(name)] = np.array(values, dtype=object).reshape(-1, 1)
-        else:
-            dtype = _NUMERIC_DTYPES[kind]
-            array = column.to_numpy(dtype=np.float64, na_value=np.nan)
-            feed[str(name)] = array.astype(dtype).reshape(-1, 1)
-    return feed
-
-
-def onnx_session(onnx_bytes: bytes) -> Any:
-    """An onnxruntime CPU session with one intra-op and one inter-op thread (deterministic,
-    and parallelism belongs to the server's workers)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
 def _is_nan(value: Any) -> bool:

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tidal.runtime.native import load_native
+
 if TYPE_CHECKING:
     from tidal.project import Project
     from tidal.store.records import VersionRecord
@@ -31,9 +33,11 @@ _DATATYPES = {"integer": "INT64", "float": "FP64", "boolean": "BOOL", "string": 
               "datetime": "BYTES", "date": "BYTES"}
 
 
-def signature(setup: Setup) -> dict[str, Any]:
+def signature(setup: Setup, classes: list[Any] | None = None) -> dict[str, Any]:
     """The inputs the model takes (name, datatype, whether missing values are accepted)
-    and the outputs it gives, from the schema the pipeline validated the data with."""
+    and the outputs it gives, from the schema the pipeline validated the data with; for a
+    classifier also its classes in probability-column order (an ONNX graph does not say
+    them, so a replica serving ONNX would otherwise have to unpickle the native model)."""
     inputs = [{"name": name, "datatype": _DATATYPES.get(setup.schema.column(name).type,
                                                         "BYTES"),
                "nullable": bool(setup.schema.column(name).nullable)}
@@ -43,7 +47,10 @@ def signature(setup: Setup) -> dict[str, Any]:
                 {"name": "probabilities", "datatype": "FP64"}]
                if setup.task == "classification" else
                [{"name": "prediction", "datatype": "FP64"}])
-    return {"inputs": inputs, "outputs": outputs, "task": setup.task}
+    described = {"inputs": inputs, "outputs": outputs, "task": setup.task}
+    if setup.task == "classification" and classes is not None:
+        described["classes"] = [c.item() if hasattr(c, "item") else c for c in classes]
+    return described
 
 
 def register_chosen(project: Project, setup: Setup, winner: Candidate, verdict: Verdict, *,
@@ -63,8 +70,11 @@ def register_chosen(project: Project, setup: Setup, winner: Candidate, verdict: 
         run.log_metrics({f"{name}.{key}": float(value) for name, values in scores.items()
                          for key, value in values.items() if _finite(value)})
         run.flush()
+        data = project.artifacts.get_bytes(winner.sha256)  # verified
+        classes = getattr(load_native(data), "classes_", None)
         version = _register_output(
-            project, setup.name, winner.sha256, run_id=run.id, signature=signature(setup),
+            project, setup.name, data, run_id=run.id,
+            signature=signature(setup, None if classes is None else list(classes)),
             metrics={"overall": winner.evaluation["metrics"], "metric": setup.metric,
                      "slices": winner.evaluation["slices"], "candidates": scores,
                      "gate": verdict.to_dict(), "chosen": {"family": winner.name, "why": why},
@@ -81,10 +91,9 @@ def register_chosen(project: Project, setup: Setup, winner: Candidate, verdict: 
     return version
 
 
-def _register_output(project: Project, name: str, sha256: str, **details: Any) -> Any:
+def _register_output(project: Project, name: str, data: bytes, **details: Any) -> Any:
     from tidal.runtime.native import FLAVOR
 
-    data = project.artifacts.get_bytes(sha256)  # verified
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.pkl"
         path.write_bytes(data)

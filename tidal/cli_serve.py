@@ -1,0 +1,68 @@
+"""``tidal serve``: the model server for the project's deployments (uvicorn + uvloop).
+
+The server runs in uvicorn's worker processes, which build the app from the environment
+(``TIDAL_PROJECT_DIR``); with several workers, Prometheus' multiprocess mode gets a fresh
+folder so ``/metrics`` adds up every worker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tidal import display
+from tidal.core.errors import TidalError
+
+DURABILITY = ("acknowledged", "async")
+
+
+def serve(
+    port: Annotated[int | None, typer.Option("--port", help="TCP port (default: [serve] "
+                                             "port, 8080).")] = None,
+    host: Annotated[str | None, typer.Option(
+        "--host", help="Interface to bind (default 127.0.0.1: only this machine; "
+        "0.0.0.0 to accept others).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Server processes "
+                                                "(default: [serve] workers, 1).")] = None,
+    durability: Annotated[str | None, typer.Option(
+        "--durability", help="acknowledged (respond once logged to disk) or async.")] = None,
+    project: Annotated[Path | None, typer.Option(
+        "--project", "-p", help="Project folder (default: nearest with tidal.toml).",
+        envvar="TIDAL_PROJECT_DIR", show_envvar=False)] = None,
+) -> None:
+    """Serve the project's deployments (Open Inference Protocol v2 and JSON records)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise TidalError("the server needs the serve extra: pip install "
+                         "'tidal-ml[serve]'") from None
+    from tidal.project import Project
+
+    if durability is not None and durability not in DURABILITY:
+        raise TidalError(f"--durability must be one of {', '.join(DURABILITY)}")
+    handle = Project(project)
+    config = handle.settings.serve
+    port = config.port if port is None else port
+    host = host or config.host
+    workers = workers or config.workers
+    if workers < 1:
+        raise TidalError("--workers must be at least 1")
+    os.environ["TIDAL_PROJECT_DIR"] = str(handle.settings.project_dir)
+    if durability is not None:
+        os.environ["TIDAL_SERVE_DURABILITY"] = durability
+    if workers > 1:
+        folder = handle.settings.state_dir / "metrics"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    handle.close()
+    display.console.print(f"serving {handle.settings.project_dir} on http://{host}:{port} "
+                          f"({workers} worker{'s' if workers > 1 else ''}); "
+                          "Ctrl-C to stop", highlight=False)
+    uvicorn.run("tidal.serve.app:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, loop="uvloop", http="httptools", access_log=False,
+                log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
