@@ -55,6 +55,10 @@ MLSERVER_PINS = {"mlserver": "==1.7.1", "mlserver-sklearn": "==1.7.1", "uvloop":
 WRK_SCRIPT = """\
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+local header_length = os.getenv("HEADER_LENGTH")
+if header_length and header_length ~= "" then
+  wrk.headers["Inference-Header-Content-Length"] = header_length
+end
 local handle = io.open(os.getenv("BODY_FILE"), "rb")
 wrk.body = handle:read("*a")
 handle:close()
@@ -129,8 +133,13 @@ def prepare(scratch: Path) -> dict[str, Any]:
             "rows": test[FEATURES].reset_index(drop=True)}
 
 
-def bodies(rows: Any, scratch: Path) -> dict[tuple[str, int], Path]:
-    """The V2 request bodies: per flavour (tidal/floor, mlserver) and row count."""
+def bodies(rows: Any, scratch: Path) -> dict[tuple[str, int], tuple[Path, str]]:
+    """The V2 request bodies, per flavour and row count, with the binary header length
+    ("" for JSON): "tidal" and "mlserver" are JSON (one tensor per column; MLServer's
+    pandas codec and ``predict_proba``), "binary" uses the protocol's binary tensor
+    extension (tritonclient's default), which MLServer refuses."""
+    import numpy as np
+
     out = {}
     for count in (1, 1024):
         chunk = rows.iloc[:count]
@@ -141,7 +150,16 @@ def bodies(rows: Any, scratch: Path) -> dict[tuple[str, int], Path]:
                                              "outputs": [{"name": "predict_proba"}]})):
             path = scratch / f"body-{flavour}-{count}.json"
             path.write_text(json.dumps({"inputs": inputs, **extra}))
-            out[(flavour, count)] = path
+            out[(flavour, count)] = (path, "")
+        header = json.dumps({"inputs": [
+            {"name": f, "shape": [count], "datatype": "FP64",
+             "parameters": {"binary_data_size": 8 * count}} for f in FEATURES],
+            "parameters": {"binary_data_output": True}}).encode()
+        blob = b"".join(chunk[f].to_numpy(np.float64).astype("<f8").tobytes()
+                        for f in FEATURES)
+        path = scratch / f"body-binary-{count}.bin"
+        path.write_bytes(header + blob)
+        out[("binary", count)] = (path, str(len(header)))
     return out
 
 
@@ -254,9 +272,9 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def run_wrk(url: str, body: Path, script: Path, connections: int, seconds: float,
-            process: subprocess.Popen) -> dict[str, Any]:
-    env = {**os.environ, "BODY_FILE": str(body)}
+def run_wrk(url: str, body: tuple[Path, str], script: Path, connections: int,
+            seconds: float, process: subprocess.Popen) -> dict[str, Any]:
+    env = {**os.environ, "BODY_FILE": str(body[0]), "HEADER_LENGTH": body[1]}
     base = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", "-s", str(script)]
     subprocess.run([*base, "-d3s", url], env=env, capture_output=True, check=True)  # warm-up
     cpu_before = cpu_seconds(process.pid)
@@ -299,24 +317,31 @@ def main() -> None:
                   for name, data in setup["onnx"].items()}
         kinds = ["floor", "tidal", "tidal-async"] + (
             [] if args.skip_peer else ["mlserver", "mlserver-batch"])
-        cells: list[tuple[str, int, int]] = [(m, c, 1) for m in ("lr", "rf") for c in levels]
-        cells += [(m, 8, 1024) for m in ("lr", "rf")]
+        cells: list[tuple[str, int, int, str]] = [
+            (m, c, 1, "json") for m in ("lr", "rf") for c in levels]
+        cells += [(m, 8, 1024, encoding) for m in ("lr", "rf")
+                  for encoding in ("json", "binary")]
         raw: list[dict[str, Any]] = []
         for repeat in range(repeats):
             for kind in kinds:  # one server per contender and round, every cell on it
                 process, port, _ = start(kind, setup, scratch, mlserver_python)
                 try:
-                    for model, connections, rows in cells:
+                    for model, connections, rows, encoding in cells:
                         if kind == "floor" and model == "rf":
                             continue  # the floor has no model
-                        flavour = "mlserver" if kind.startswith("mlserver") else "tidal"
+                        if encoding == "binary" and not kind.startswith("tidal"):
+                            continue  # MLServer refuses it; the floor ignores bodies
+                        flavour = ("binary" if encoding == "binary" else "mlserver"
+                                   if kind.startswith("mlserver") else "tidal")
                         url = (f"http://127.0.0.1:{port}/" if kind == "floor" else
                                f"http://127.0.0.1:{port}/v2/models/{model}/infer")
                         figures = run_wrk(url, body[(flavour, rows)], script, connections,
                                           seconds, process)
                         raw.append({"kind": kind, "model": model, "connections": connections,
-                                    "rows": rows, "repeat": repeat, **figures})
+                                    "rows": rows, "encoding": encoding, "repeat": repeat,
+                                    **figures})
                         print(f"  {kind:<15} {model} c={connections:<3} rows={rows:<5} "
+                              f"{encoding:<6} "
                               f"{figures['rps']:9.0f} req/s  p99 {figures['p99_ms']:8.2f} ms"
                               f"  cpu {figures['server_cpu']:.2f}  errors {figures['errors']}",
                               flush=True)
@@ -340,18 +365,24 @@ def report(raw: list[dict[str, Any]], limits: dict[str, Any], args: Any, seconds
     kinds = sorted({r["kind"] for r in raw}, key=["floor", "tidal", "tidal-async", "mlserver",
                                                    "mlserver-batch"].index)
     table, results = [], []
-    for model, connections, rows in sorted({(r["model"], r["connections"], r["rows"])
-                                            for r in raw if r["kind"] != "floor"}):
-        cell: dict[str, Any] = {"model": model, "connections": connections, "rows": rows}
+    for model, connections, rows, encoding in sorted(
+            {(r["model"], r["connections"], r["rows"], r["encoding"])
+             for r in raw if r["kind"] != "floor"}):
+        cell: dict[str, Any] = {"model": model, "connections": connections, "rows": rows,
+                                "encoding": encoding}
         for kind in kinds:
+            # JSON cells compare everyone; a binary cell compares Tidal with the others'
+            # JSON figures (MLServer refuses binary tensors; the floor reads no body)
             figures = median_of(raw, kind=kind, model="lr" if kind == "floor" else model,
-                                connections=connections, rows=rows)
+                                connections=connections, rows=rows,
+                                encoding=encoding if kind.startswith("tidal") else "json")
             cell[kind] = figures
         tidal, best_peer = cell.get("tidal"), max(
             (cell[k] for k in ("mlserver", "mlserver-batch") if cell.get(k)),
             key=lambda f: f["rps"], default=None)
         if tidal and best_peer:
             cell["tidal_vs_best_mlserver"] = tidal["rps"] / best_peer["rps"]
+            cell["tidal_p99_below_best_mlserver"] = tidal["p99_ms"] < best_peer["p99_ms"]
         if tidal and cell.get("floor") and rows == 1:
             cell["tidal_share_of_floor"] = tidal["rps"] / cell["floor"]["rps"]
         if tidal and cell.get("tidal-async"):
@@ -360,9 +391,12 @@ def report(raw: list[dict[str, Any]], limits: dict[str, Any], args: Any, seconds
             cell["share_of_in_process_limit"] = (tidal["rps"] * rows
                                                  / limits[model]["rows_per_s_1024"])
         results.append(cell)
-        table.append([f"{model} c={connections} rows={rows}"] + [
+        table.append([f"{model} c={connections} rows={rows} {encoding}"] + [
             f"{cell[k]['rps']:.0f} / {cell[k]['p99_ms']:.1f}" if cell.get(k) else "–"
-            for k in kinds] + [f"{cell.get('tidal_vs_best_mlserver', float('nan')):.1f}x"])
+            for k in kinds] + [f"{cell.get('tidal_vs_best_mlserver', float('nan')):.1f}x",
+                               f"{cell.get('tidal_share_of_floor', float('nan')):.0%}",
+                               f"{cell.get('acknowledged_cost', float('nan')):.0%}",
+                               f"{cell.get('share_of_in_process_limit', float('nan')):.0%}"])
     summary = {"benchmark": "serving", "seconds": seconds, "repeats": repeats,
                "in_process_onnx": limits, "results": results, "raw": raw,
                "machine": {**peers.machine(), "tidal_source": peers.tidal_source_hash(),
@@ -372,7 +406,8 @@ def report(raw: list[dict[str, Any]], limits: dict[str, Any], args: Any, seconds
                            "mlserver": None if args.skip_peer else MLSERVER_PINS["mlserver"]}}
     peers.write_results(args.output, summary)
     peers.print_table("requests/s / p99 ms (medians); server on core 0, wrk on core 1",
-                      ["cell", *kinds, "tidal vs best MLServer"], table)
+                      ["cell", *kinds, "tidal / best MLServer", "tidal / floor",
+                       "ack cost", "of in-process rows/s"], table, width=220)
     for model, figures in limits.items():
         print(f"in-process ONNX Runtime, 1 thread, {model}: "
               f"{figures['rows_per_s_1']:,.0f} rows/s single-row, "

@@ -65,4 +65,7 @@ def serve(
                           "Ctrl-C to stop", highlight=False)
     uvicorn.run("tidal.serve.app:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning", lifespan="on", timeout_graceful_shutdown=10)
+                log_level="warning", lifespan="on", timeout_graceful_shutdown=10,
+                # no X-Forwarded-* rewriting, Date or Server header: work on every request
+                # that a model server behind no proxy does not need
+                proxy_headers=False, server_header=False, date_header=False)

@@ -371,3 +371,36 @@ def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path) -> None
     assert all(p.stat().st_size == size for p, size in sizes.items())
     assert len(list_segments(folder)) == len(sizes) + 1
     _check_exactly_once(folder, printed + second)
+
+
+def test_long_numeric_columns_are_packed_and_read_back_as_lists(tmp_path):
+    """A 1,024-row request's columns go to disk as base64 of their bytes (writing floats
+    as decimal text costs more than predicting them) and come back as the lists JSON
+    would give, NaN as None; short columns stay plain JSON."""
+    import numpy as np
+
+    from tidal.serve.predlog import PACK_MIN_VALUES
+
+    values = np.linspace(0, 1, 1024)
+    values[5] = np.nan
+    probabilities = np.column_stack([values, 1 - values])
+    big = PredictionRecord(
+        request_id="big", event_time=1.0, deployment="d", model="m", version=1,
+        route="stable", inputs={"x": values, "n": np.arange(1024), "s": ["a"] * 1024,
+                                "short": np.array([0.5, np.nan])},
+        outputs={"label": np.ones(1024, dtype=np.int64), "probabilities": probabilities},
+        latency_ms=1.0, received_at=1.0)
+    log = PredictionLog(tmp_path, durability="acknowledged")
+    log.start()
+    asyncio.run(log.write([big]))
+    log.close()
+    raw = b"".join(path.read_bytes() for path in tmp_path.glob("*.tpl"))
+    assert raw.count(b"$array") == 4  # x, n, label, probabilities: bytes, not decimal text
+    assert b'"short":[0.5,null]' in raw
+    (back,) = list(read_log(tmp_path))
+    assert back.inputs["x"][:5] == values[:5].tolist() and back.inputs["x"][5] is None
+    assert back.inputs["n"] == list(range(1024)) and back.inputs["s"] == ["a"] * 1024
+    assert back.inputs["short"] == [0.5, None]  # under PACK_MIN_VALUES: plain JSON
+    assert back.outputs["probabilities"][6] == probabilities[6].tolist()
+    assert back.outputs["probabilities"][5] == [None, None]
+    assert PACK_MIN_VALUES <= 1024

@@ -34,10 +34,11 @@ HEADER_LENGTH = "inference-header-content-length"
 _NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
           "UINT64": np.uint64, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32,
           "INT64": np.int64, "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
-_NUMERIC = {name for name in _NUMPY if name != "BOOL"}
+_NUMERIC = frozenset(name for name in _NUMPY if name != "BOOL")
+_DATATYPES = frozenset((*_NUMPY, "BYTES"))
 #: which V2 datatypes a signature's datatype accepts
-_ACCEPTS = {"FP64": _NUMERIC, "INT64": _NUMERIC, "UINT64": _NUMERIC, "BOOL": {"BOOL"},
-            "BYTES": {"BYTES"}}
+_ACCEPTS = {"FP64": _NUMERIC, "FP32": _NUMERIC, "INT64": _NUMERIC, "INT32": _NUMERIC,
+            "UINT64": _NUMERIC, "BOOL": frozenset({"BOOL"}), "BYTES": frozenset({"BYTES"})}
 _DATATYPE_OF_KIND = {"f": "FP64", "i": "INT64", "u": "UINT64", "b": "BOOL"}
 
 
@@ -104,13 +105,17 @@ def _column(tensor: Any, binary: memoryview, offset: int,
         raise InputError("every input needs a 'name'")
     name = tensor["name"]
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
-    if not isinstance(datatype, str) or datatype not in (*_NUMPY, "BYTES"):
+    if type(datatype) is not str or datatype not in _DATATYPES:
         raise InputError(f"input {name!r}: unknown datatype {datatype!r}", field=name)
     expected = input_types.get(name)
-    if expected is not None and datatype not in _ACCEPTS.get(expected, {expected}):
+    if expected is not None and expected != datatype \
+            and datatype not in _ACCEPTS.get(expected, ()):
         raise InputError(f"input {name!r}: datatype {datatype} does not match the model's "
                          f"{expected}", field=name)
-    if (not isinstance(shape, list) or not 1 <= len(shape) <= 2
+    simple = type(shape) is list and len(shape) == 1 and type(shape[0]) is int \
+        and shape[0] >= 0  # the common case, checked cheaply
+    if not simple and (
+            not isinstance(shape, list) or not 1 <= len(shape) <= 2
             or not all(isinstance(d, int) and d >= 0 for d in shape)
             or (len(shape) == 2 and shape[1] != 1)):
         raise InputError(f"input {name!r}: shape must be [rows] or [rows, 1] (one column "
@@ -205,13 +210,22 @@ def encode_response(*, model_name: str, model_version: str, request_id: str,
             tensor["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            tensor["data"] = json_values(values)
+            tensor["data"] = _json_ready(values)
         tensors.append(tensor)
     header = orjson.dumps({"model_name": model_name, "model_version": model_version,
-                           "id": request_id, "outputs": tensors})
+                           "id": request_id, "outputs": tensors},
+                          option=orjson.OPT_SERIALIZE_NUMPY)
     if not blobs:
         return header, {}
     return header + b"".join(blobs), {"Inference-Header-Content-Length": str(len(header))}
+
+
+def _json_ready(values: np.ndarray) -> Any:
+    """A flat array orjson can write as it is (numbers; NaN becomes null), else a list."""
+    flat = values.reshape(-1)
+    if flat.dtype.kind in "fiub" and flat.flags.c_contiguous:
+        return flat
+    return json_values(values)
 
 
 def json_values(values: np.ndarray) -> list[Any]:
