@@ -10,9 +10,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Base install plus the training extras the demo needs.
+# Base install plus the training and serving extras the demo needs.
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[train]'
+	$(BIN)/python -m pip install --quiet -e '.[train,serve]'
 	touch $@
 
 # Dev install: everything the test suite needs (PostgreSQL driver, pytest, ruff).

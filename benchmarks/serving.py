@@ -278,7 +278,7 @@ def run_wrk(url: str, body: tuple[Path, str], script: Path, connections: int,
     base = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", "-s", str(script)]
     subprocess.run([*base, "-d3s", url], env=env, capture_output=True, check=True)  # warm-up
     cpu_before = cpu_seconds(process.pid)
-    done = subprocess.run([*base, f"-d{seconds}s", "--latency", url], env=env,
+    done = subprocess.run([*base, f"-d{seconds:g}s", "--latency", url], env=env,
                           capture_output=True, text=True, check=True)
     cpu = cpu_seconds(process.pid) - cpu_before
     line = next(ln for ln in done.stdout.splitlines() if ln.startswith("WRK-JSON "))

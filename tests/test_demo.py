@@ -36,7 +36,12 @@ def test_demo_runs_the_standard_pipeline_and_a_rerun_is_cached(tmp_path: Path):
         assert run.status == "FINISHED"
         assert run.metric(f"{first['chosen']}.accuracy") == pytest.approx(first["score"])
 
-    second = run_demo(folder, DATA, quiet=True)
+    # the champion was served one production day through the real HTTP server
+    served = first["served"]
+    assert served["requests"] == 48 and served["logged"] == 48
+    assert served["accuracy"] > 0.5
+
+    second = run_demo(folder, DATA, quiet=True, serve=False)
     assert second["ran"] == [] and second["model"] == "elec2:2"
     with tidal.Project(folder) as project:
         assert (project.model_version("elec2:2").artifact_sha256

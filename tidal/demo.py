@@ -8,6 +8,8 @@ and the weekday). Then it runs the standard pipeline exactly as ``tidal run`` wo
 snapshot, validate, split by time, train every candidate on the process pool, evaluate
 per slice, gate, register the winner (and make it ``@champion`` the first time), export to
 ONNX when the model allows. Run it twice: the second run is served from the cache.
+Then it deploys the champion, starts the model server on 127.0.0.1 and sends it the
+first production day (day 365), one request per half-hour, as a client would.
 
 Later issues grow this into the whole loop (serve, monitor, retrain, canary, promote).
 """
@@ -18,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tidal.core.errors import NotFoundError
+from tidal.core.errors import NotFoundError, TidalError
 from tidal.project import Project
 
 MODEL_NAME = "elec2"
@@ -27,6 +29,7 @@ TRAIN_DAYS = 365
 DATA_FILE = "elec2_year1.parquet"
 DEFAULT_FOLDER = "elec2-demo"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+FEATURES = [f"feat_{i}" for i in range(1, 7)]
 
 CONFIG = f"""\
 # The Tidal demo project: Elec2 (New South Wales electricity prices), days 0-364.
@@ -93,9 +96,10 @@ def prepare_project(folder: Path, data_dir: Path | None = None) -> Path:
 
 
 def run_demo(folder: Path | None = None, data_dir: Path | None = None, *,
-             quiet: bool = False) -> dict[str, Any]:
-    """Prepare the demo project in ``folder`` and run its pipeline; returns the summary
-    (printed unless ``quiet``) with the project folder under ``"project"``."""
+             quiet: bool = False, serve: bool = True) -> dict[str, Any]:
+    """Prepare the demo project in ``folder``, run its pipeline and (with ``serve``, when
+    the serve extra is installed) serve the champion one production day; returns the
+    summary (printed unless ``quiet``) with the project folder under ``"project"``."""
     from rich.console import Console
 
     from tidal.train.run_report import print_summary
@@ -111,8 +115,75 @@ def run_demo(folder: Path | None = None, data_dir: Path | None = None, *,
         champion = project.model_version(f"{MODEL_NAME}@champion") if summary[
             "status"] == "blessed" else None
         print_summary(console, summary, version.metrics.get("slices"))
+    served = None
     if champion is not None:
         console.print(f"[green]✓[/] {MODEL_NAME}@champion is version {champion.version}")
+        if serve:
+            served = serve_champion(folder, data_dir, console)
     console.print(f"Next, in {folder}: tidal lineage {MODEL_NAME}@champion · "
-                  f"tidal models show {summary['model']} · tidal run (again: all cached)")
-    return {**summary, "project": str(folder)}
+                  f"tidal models show {summary['model']} · tidal serve · "
+                  f"tidal run (again: all cached)")
+    return {**summary, "project": str(folder), "served": served}
+
+
+def serve_champion(folder: Path, data_dir: Path | None, console: Any) -> dict[str, Any] | None:
+    """Deploy ``@champion`` as the deployment ``elec2``, start the model server on a free
+    port of 127.0.0.1, send it the first production day (day 365: 48 half-hours) as JSON
+    records, one request per half-hour, and check the prediction log holds every one."""
+    import asyncio
+    import json
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    import pandas as pd
+
+    try:
+        import uvicorn
+
+        from tidal.serve.app import create_app
+    except ImportError:
+        console.print("(not serving: pip install 'tidal-ml[serve]' for the model server)")
+        return None
+    from tidal.serve.predlog import read_log
+
+    day = pd.read_csv(find_data_dir(data_dir) / "elec2.csv.gz").iloc[
+        TRAIN_DAYS * ROWS_PER_DAY:(TRAIN_DAYS + 1) * ROWS_PER_DAY].reset_index(drop=True)
+    start = pd.Timestamp("1996-05-07") + pd.Timedelta(days=TRAIN_DAYS)
+    with Project(folder) as project:
+        project.set_deployment(MODEL_NAME, f"{MODEL_NAME}@champion",
+                               reason="demo: serve the champion")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(create_app(project), host="127.0.0.1",
+                                               port=port, log_level="error"))
+        thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+        thread.start()
+        while not server.started:
+            if not thread.is_alive():
+                raise TidalError("the model server did not start")
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{port}/v1/predict/{MODEL_NAME}"
+        labels, ids = [], []
+        try:
+            for i, row in day.iterrows():
+                when = (start + pd.Timedelta(minutes=30 * int(i))).isoformat()
+                body = json.dumps([{f: float(row[f]) for f in FEATURES}]).encode()
+                request = urllib.request.Request(url, body, {
+                    "content-type": "application/json", "x-event-time": when})
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    reply = json.loads(answer.read())
+                labels.append(reply["predictions"][0]["label"])
+                ids.append(reply["request_id"])
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+        logged = {r.request_id for r in read_log(folder / ".tidal" / "predictions")}
+    accuracy = float((pd.Series(labels) == day["target"]).mean())
+    console.print(f"[green]✓[/] served day {TRAIN_DAYS} ({len(ids)} half-hours) from "
+                  f"{MODEL_NAME}@champion at http://127.0.0.1:{port}: accuracy {accuracy:.3f}; "
+                  f"{sum(i in logged for i in ids)}/{len(ids)} predictions in the log")
+    return {"requests": len(ids), "accuracy": accuracy,
+            "logged": sum(i in logged for i in ids)}

@@ -1,0 +1,54 @@
+"""`tidal serve --workers 2`: the workers serve, and /metrics counts every request
+whichever worker answered it (Prometheus multiprocess mode)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from serve_harness import FEATURES, free_port
+
+import tidal
+
+
+def test_two_workers_share_the_load_and_the_metrics(trained_project: Path, tmp_path: Path):
+    folder = tmp_path / "project"
+    shutil.copytree(trained_project, folder)
+    with tidal.Project(folder) as project:
+        project.set_deployment("elec2", "elec2:1")
+    port = free_port()
+    env = {**os.environ, "TIDAL_PROJECT_DIR": str(folder)}
+    server = subprocess.Popen([sys.executable, "-m", "tidal", "serve", "--port", str(port),
+                               "--workers", "2"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        record = {name: 0.5 for name in FEATURES}
+        for _ in range(40):  # new connections: the kernel spreads them over the workers
+            answer = httpx.post(f"{url}/v1/predict/elec2", json=[record], timeout=10)
+            assert answer.status_code == 200, answer.text
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        counted = sum(float(value) for value in re.findall(
+            r'^tidal_requests_total\{deployment="elec2",route="stable",status="2xx",'
+            r'version="1"\} (\S+)$', text, flags=re.MULTILINE))
+        assert counted == 40  # both workers' requests, whichever answered /metrics
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
