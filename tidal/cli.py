@@ -16,7 +16,7 @@ from rich.text import Text
 from tidal import display
 from tidal.cli_data import data_app
 from tidal.cli_deploy import deployments_app
-from tidal.cli_serve import serve
+from tidal.cli_serve import predictions_app, serve
 from tidal.core.errors import TidalError
 from tidal.core.ids import short_id
 
@@ -32,6 +32,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.command("serve")(serve)
+app.add_typer(predictions_app, name="predictions")
 app.add_typer(deployments_app, name="deployments")
 pipelines_app = typer.Typer(no_args_is_help=True,
                             help="Pipeline runs: their steps, cache hits and lineage.")

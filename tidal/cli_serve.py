@@ -69,3 +69,41 @@ def serve(
                 # no X-Forwarded-* rewriting, Date or Server header: work on every request
                 # that a model server behind no proxy does not need
                 proxy_headers=False, server_header=False, date_header=False)
+
+
+predictions_app = typer.Typer(no_args_is_help=True,
+                              help="The prediction log: compact it into Parquet.")
+
+
+@predictions_app.command("compact")
+def compact_predictions(
+    into: Annotated[Path | None, typer.Option(
+        "--into", help="Parquet folder (default: the log folder's sibling "
+        "'predictions-parquet').")] = None,
+    delete: Annotated[bool, typer.Option(
+        "--delete", help="Delete log segments once they are fully compacted.")] = False,
+    project: Annotated[Path | None, typer.Option(
+        "--project", "-p", help="Project folder (default: nearest with tidal.toml).",
+        envvar="TIDAL_PROJECT_DIR", show_envvar=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Turn the prediction log into Parquet partitioned by deployment and hour (exactly
+    once; safe to interrupt and rerun, and to run while the server writes)."""
+    from tidal.core.config import load_settings
+    from tidal.serve.compaction import compact
+
+    settings = load_settings(project)
+    folder = Path(settings.serve.log_folder)
+    folder = folder if folder.is_absolute() else settings.project_dir / folder
+    if not folder.is_dir():
+        raise TidalError(f"no prediction log at {folder}: nothing has been served yet")
+    target = into or folder.with_name(folder.name + "-parquet")
+    summary = {"log": str(folder), "into": str(target),
+               **compact(folder, target, delete_compacted=delete)}
+    if as_json:
+        display.print_json(summary)
+        return
+    display.console.print(f"compacted {summary['records']:,} records ({summary['rows']:,} "
+                          f"rows) from {summary['segments']} segments into "
+                          f"{summary['files']} Parquet files under {target}",
+                          highlight=False)

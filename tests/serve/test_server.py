@@ -227,3 +227,27 @@ def test_metrics_admin_and_openapi(served: Running):
         assert document["openapi"].startswith("3.")
         assert "/v2/models/{name}/infer" in document["paths"]
         assert http.post("/v1/feedback", json={}).status_code == 501
+
+
+def test_the_log_compacts_into_parquet_from_the_command_line(served: Running):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tidal.serve.compaction import read_predictions
+
+    with served.client() as http:
+        for i in range(5):
+            http.post("/v1/predict/elec2", json=_records(served, slice(i, i + 3)))
+    command = [sys.executable, "-m", "tidal", "predictions", "compact", "--json"]
+    env = {**os.environ, "TIDAL_PROJECT_DIR": str(served.folder)}
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert summary["records"] == 5 and summary["rows"] == 15
+    table = read_predictions(summary["into"], "elec2")
+    assert table.num_rows == 15 and "in.feat_1" in table.column_names
+    again = json.loads(subprocess.run(command, env=env, capture_output=True, text=True,
+                                      timeout=120).stdout)
+    assert again["rows"] == 0  # exactly once
