@@ -92,6 +92,9 @@ BAD = [
      {"inputs": [{"name": f, "shape": [1], "datatype": "BYTES", "data": ["x"]}
                  for f in FEATURES]}, 400, "datatype"),
     ("no inputs", "/v2/models/elec2/infer", {"inputs": []}, 400, "inputs"),
+    ("request id with a line break", "/v1/predict/elec2",
+     {"records": [{f: 0.1 for f in FEATURES}], "id": "a\r\nSet-Cookie: x=1"}, 400,
+     "request id"),
     ("bad JSON", "/v2/models/elec2/infer", b"{not json", 400, "JSON"),
     ("empty records", "/v1/predict/elec2", [], 400, "record"),
     ("unknown deployment", "/v2/models/nope/infer", {"inputs": []}, 404, "nope"),

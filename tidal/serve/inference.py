@@ -30,6 +30,7 @@ log = logging.getLogger("tidal.serve")
 
 Headers = list[tuple[bytes, bytes]]
 JSON_HEADER = (b"content-type", b"application/json")
+MAX_REQUEST_ID = 128
 
 
 class BodyTooLarge(TidalError):
@@ -46,7 +47,8 @@ async def v2_infer(server: Server, name: str, version: str | None, headers: dict
         labels = (name, str(served.model.version), served.role)
         parsed = protocol.parse_request(body, headers.get(protocol.HEADER_LENGTH),
                                         served.input_types)
-        request_id = headers.get("x-request-id") or parsed.id or new_id(received)
+        request_id = checked_request_id(headers.get("x-request-id") or parsed.id,
+                                        received)
         event_time = event_time_of(headers.get("x-event-time")
                                    or parsed.parameters.get("event_time"), received)
         outputs = await server.predict(deployment, served, parsed.columns,
@@ -87,8 +89,8 @@ async def v1_predict(server: Server, name: str | None, headers: dict[str, str],
         labels = (deployment.name, str(served.model.version), served.role)
         columns = columns_from_records(served.model.signature, document.get("records"),
                                        max_rows=server.config.max_rows)
-        request_id = str(headers.get("x-request-id") or document.get("id")
-                         or new_id(received))
+        request_id = checked_request_id(headers.get("x-request-id") or document.get("id"),
+                                        received)
         event_time = event_time_of(headers.get("x-event-time") or document.get("event_time"),
                                    received)
         outputs = await server.predict(deployment, served, columns, request_id=request_id,
@@ -102,6 +104,18 @@ async def v1_predict(server: Server, name: str | None, headers: dict[str, str],
         answer = failure(exc)
     count(server, labels, answer[0], began)
     return answer
+
+
+def checked_request_id(value: Any, received: float) -> str:
+    """The client's request id, or a new one. It is echoed in a response header and
+    logged, so it must be short printable text: no line breaks, no control characters."""
+    if value is None or value == "":
+        return new_id(received)
+    text = str(value)
+    if len(text) > MAX_REQUEST_ID or not text.isprintable() or not text.isascii():
+        raise InputError(f"a request id must be printable ASCII of at most {MAX_REQUEST_ID} "
+                         "characters")
+    return text
 
 
 def event_time_of(value: Any, received: float) -> float:
