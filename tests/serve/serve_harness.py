@@ -4,7 +4,11 @@ of the test process, and a way to wait for something to become true."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -69,3 +73,27 @@ def wait_until(condition, timeout: float = 5.0, interval: float = 0.05) -> float
             raise AssertionError("condition not met in time")
         time.sleep(interval)
     return time.monotonic() - began
+
+
+def start_cli_server(folder: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """`tidal serve` in its own process group on a free port, once it reports ready;
+    returns the process and its URL (stop it with ``os.killpg``)."""
+    port = free_port()
+    env = {**os.environ, "TIDAL_PROJECT_DIR": str(folder), "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "tidal", "serve", "--port", str(port),
+                               *args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            raise RuntimeError(f"tidal serve exited: {server.stderr.read().decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            os.killpg(server.pid, signal.SIGKILL)
+            raise RuntimeError("tidal serve did not become ready in 60 s")
+        time.sleep(0.1)

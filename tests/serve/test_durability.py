@@ -7,14 +7,12 @@ import collections
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
-from serve_harness import FEATURES, free_port
+from serve_harness import FEATURES, start_cli_server
 
 import tidal
 from tidal.serve.predlog import read_log
@@ -26,25 +24,11 @@ def test_every_acknowledged_prediction_survives_a_sigkill(trained_project: Path,
     shutil.copytree(trained_project, folder)
     with tidal.Project(folder) as project:
         project.set_deployment("elec2", "elec2:2")  # the forest: batching has work to do
-    port = free_port()
-    env = {**os.environ, "TIDAL_PROJECT_DIR": str(folder), "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "tidal", "serve", "--port", str(port)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_cli_server(folder)
     acknowledged: list[str] = []
     failures = collections.Counter()
     stop = threading.Event()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.1)
         record = {name: 0.5 for name in FEATURES}
 
         def load(worker: int) -> None:
@@ -76,7 +60,7 @@ def test_every_acknowledged_prediction_survives_a_sigkill(trained_project: Path,
     finally:
         stop.set()
         if server.poll() is None:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
     assert len(acknowledged) > 100, (len(acknowledged), failures)
     assert set(failures) <= {"connection"}  # only the kill itself, never a 4xx/5xx
     logged = collections.Counter(r.request_id for r in

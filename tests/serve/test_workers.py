@@ -7,13 +7,10 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
-from serve_harness import FEATURES, free_port
+from serve_harness import FEATURES, start_cli_server
 
 import tidal
 
@@ -23,23 +20,8 @@ def test_two_workers_share_the_load_and_the_metrics(trained_project: Path, tmp_p
     shutil.copytree(trained_project, folder)
     with tidal.Project(folder) as project:
         project.set_deployment("elec2", "elec2:1")
-    port = free_port()
-    env = {**os.environ, "TIDAL_PROJECT_DIR": str(folder)}
-    server = subprocess.Popen([sys.executable, "-m", "tidal", "serve", "--port", str(port),
-                               "--workers", "2"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_cli_server(folder, "--workers", "2")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode()[-2000:]
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
         record = {name: 0.5 for name in FEATURES}
         for _ in range(40):  # new connections: the kernel spreads them over the workers
             answer = httpx.post(f"{url}/v1/predict/elec2", json=[record], timeout=10)

@@ -414,16 +414,24 @@ class PredictionLog:
 
     # -- the hot path --------------------------------------------------------------------
 
+    def _encoded(self, records: list[PredictionRecord]) -> bytes | None:
+        """The records' bytes (None for none), encoded before the lock is taken; starts
+        the writer on first use."""
+        if not records:
+            return None
+        blob = encode_records(records)
+        if self._thread is None:
+            self.start()
+        return blob
+
     async def write(self, records: list[PredictionRecord]) -> None:
         """Log ``records`` (one request's, typically). In "acknowledged" mode this returns
         once they are written and fsync'ed; in "async" mode at once (unless the queue is
         full, see the module docstring). Raises :class:`PredictionLogError` if the log is
         closed, its writer died or the disk failed — records are never dropped silently."""
-        if not records:
+        blob = self._encoded(records)
+        if blob is None:
             return
-        blob = encode_records(records)
-        if self._thread is None:
-            self.start()
         with self._cond:
             self._check_open()
             wait = self._acknowledged or self._pending >= self.max_pending
@@ -440,11 +448,9 @@ class PredictionLog:
         """Queue ``records`` without waiting for them (shadow records, async mode). They
         are in the async loss window; if ``max_pending`` records are already queued they
         are dropped and counted in ``stats["dropped"]``."""
-        if not records:
+        blob = self._encoded(records)
+        if blob is None:
             return
-        blob = encode_records(records)
-        if self._thread is None:
-            self.start()
         with self._cond:
             self._check_open()
             if self._pending < self.max_pending:
