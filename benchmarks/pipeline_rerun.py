@@ -81,8 +81,9 @@ def main() -> None:
             cli.append(seconds)
             startup.append(timed_command([sys.executable, "-c", IMPORTS], folder)[0])
         config = (folder / "tidal.toml").read_text()
-        (folder / "tidal.toml").write_text(config.replace("bins = [0, 0.25, 0.5, 0.75, 1.0]",
-                                                          "bins = [0, 0.5, 1.0]"))
+        edited = config.replace("bins = [0, 0.25, 0.5, 0.75, 1.0]", "bins = [0, 0.5, 1.0]")
+        assert edited != config, "the demo's tidal.toml no longer has the slice to edit"
+        (folder / "tidal.toml").write_text(edited)
         changed_s, out = timed_command([sys.executable, "-m", "tidal", "run", "--json"],
                                        folder)
         changed = json.loads(out)

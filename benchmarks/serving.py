@@ -31,6 +31,7 @@ Usage:  python benchmarks/serving.py [--seconds 15 --repeats 2]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -193,13 +194,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+def wait_ready(url: str, process: subprocess.Popen, errors: Path,
+               timeout: float = 120) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-3000:]}")
+            raise RuntimeError(f"server exited: {errors.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=1) as answer:
                 if answer.status == 200:
@@ -242,9 +244,14 @@ def start(kind: str, setup: dict[str, Any], scratch: Path, mlserver_python: Path
         assert mlserver_python is not None
         cmd = [*pin, str(mlserver_python.parent / "mlserver"), "start", str(folder)]
         ready = f"http://127.0.0.1:{port}/v2/health/ready"
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True)
-    wait_ready(ready, process)
+    with open(scratch / f"{kind}-{port}.stderr", "wb") as errors:  # a file: never blocks
+        process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=errors,
+                                   start_new_session=True)
+    try:
+        wait_ready(ready, process, scratch / f"{kind}-{port}.stderr")
+    except BaseException:
+        stop(process)
+        raise
     return process, port, ready
 
 
@@ -253,7 +260,9 @@ def stop(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -48,7 +48,7 @@ def serve(
     config = handle.settings.serve
     port = config.port if port is None else port
     host = host or config.host
-    workers = workers or config.workers
+    workers = config.workers if workers is None else workers
     if workers < 1:
         raise TidalError("--workers must be at least 1")
     os.environ["TIDAL_PROJECT_DIR"] = str(handle.settings.project_dir)

@@ -92,6 +92,11 @@ BAD = [
      {"inputs": [{"name": f, "shape": [1], "datatype": "BYTES", "data": ["x"]}
                  for f in FEATURES]}, 400, "datatype"),
     ("no inputs", "/v2/models/elec2/infer", {"inputs": []}, 400, "inputs"),
+    ("event time beyond year 9999", "/v1/predict/elec2",
+     {"records": [{f: 0.1 for f in FEATURES}], "event_time": 1e300}, 400, "event time"),
+    ("parameters that are not an object", "/v2/models/elec2/infer",
+     {"inputs": [{"name": f, "shape": [1], "datatype": "FP64", "data": [0.1],
+                  "parameters": [1]} for f in FEATURES]}, 400, "parameters"),
     ("request id with a line break", "/v1/predict/elec2",
      {"records": [{f: 0.1 for f in FEATURES}], "id": "a\r\nSet-Cookie: x=1"}, 400,
      "request id"),
@@ -254,3 +259,23 @@ def test_the_log_compacts_into_parquet_from_the_command_line(served: Running):
     again = json.loads(subprocess.run(command, env=env, capture_output=True, text=True,
                                       timeout=120).stdout)
     assert again["rows"] == 0  # exactly once
+
+
+def test_unknown_outputs_are_refused_before_the_model_runs(served: Running):
+    body = {"id": "asks-for-nothing-real", "outputs": [{"name": "explanation"}],
+            "inputs": [{"name": f, "shape": [1], "datatype": "FP64", "data": [0.1]}
+                       for f in FEATURES]}
+    with served.client() as http:
+        answer = http.post("/v2/models/elec2/infer", json=body)
+        assert answer.status_code == 400 and "explanation" in answer.json()["error"]
+        http.post("/v1/predict/elec2", json=_records(served, slice(0, 1)))  # log exists
+    logged = {r.request_id for r in read_log(served.folder / ".tidal" / "predictions")}
+    assert "asks-for-nothing-real" not in logged
+
+
+def test_a_version_has_one_role_in_a_deployment(served: Running):
+    from tidal.core.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="one role"):
+        served.project.set_deployment("elec2", "elec2:1", canary=2, canary_weight=0.1,
+                                      shadow=2)

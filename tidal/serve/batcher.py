@@ -53,6 +53,7 @@ class Batcher:
             raise ValueError(f"max_wait_ms must not be negative, got {max_wait_ms}")
         self.predict = predict
         self.max_batch_size = max_batch_size
+        self.max_wait_ms = max_wait_ms
         self.max_wait = max_wait_ms / 1000.0
         self.on_batch = on_batch
         self._queue: deque[_Pending] = deque()

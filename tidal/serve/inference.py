@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from tidal.core.ids import new_id
 from tidal.runtime.inputs import InputError, columns_from_records
 from tidal.serve import protocol
 from tidal.serve.metrics import status_class
+from tidal.serve.predlog import PredictionLogError
 from tidal.serve.router import STABLE
 from tidal.serve.server import AdminRefused, Server
 
@@ -31,6 +32,7 @@ log = logging.getLogger("tidal.serve")
 Headers = list[tuple[bytes, bytes]]
 JSON_HEADER = (b"content-type", b"application/json")
 MAX_REQUEST_ID = 128
+MAX_EVENT_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
 
 
 class BodyTooLarge(TidalError):
@@ -44,9 +46,13 @@ async def v2_infer(server: Server, name: str, version: str | None, headers: dict
     try:
         deployment = server.replica.get(name)
         served = server.choose(deployment, headers.get("x-tidal-route-key"), version)
-        labels = (name, str(served.model.version), served.role)
+        labels = (name, served.version_label, served.role)
         parsed = protocol.parse_request(body, headers.get(protocol.HEADER_LENGTH),
                                         served.input_types)
+        unknown = [o for o in parsed.outputs or () if o not in served.output_names]
+        if unknown and served.output_names:  # refused before the model runs or it is logged
+            raise InputError(f"unknown output(s) {', '.join(unknown)}; this model gives "
+                             f"{', '.join(sorted(served.output_names))}")
         request_id = checked_request_id(headers.get("x-request-id") or parsed.id,
                                         received)
         event_time = event_time_of(headers.get("x-event-time")
@@ -55,7 +61,7 @@ async def v2_infer(server: Server, name: str, version: str | None, headers: dict
                                        request_id=request_id, event_time=event_time,
                                        received=received, began=began)
         content, extra = protocol.encode_response(
-            model_name=name, model_version=str(served.model.version), request_id=request_id,
+            model_name=name, model_version=served.version_label, request_id=request_id,
             outputs=outputs, wanted=parsed.outputs, binary=parsed.binary_outputs)
         answer = (200, content, [
             (b"content-type", b"application/octet-stream" if extra else b"application/json"),
@@ -86,7 +92,7 @@ async def v1_predict(server: Server, name: str | None, headers: dict[str, str],
         deployment = server.replica.get(str(name))
         key = headers.get("x-tidal-route-key") or document.get("key")
         served = server.choose(deployment, str(key) if key is not None else None)
-        labels = (deployment.name, str(served.model.version), served.role)
+        labels = (deployment.name, served.version_label, served.role)
         columns = columns_from_records(served.model.signature, document.get("records"),
                                        max_rows=server.config.max_rows)
         request_id = checked_request_id(headers.get("x-request-id") or document.get("id"),
@@ -119,21 +125,31 @@ def checked_request_id(value: Any, received: float) -> str:
 
 
 def event_time_of(value: Any, received: float) -> float:
-    """Epoch seconds from a number or an ISO 8601 text; the receive time when absent."""
+    """Epoch seconds from a number or an ISO 8601 text (UTC unless it says otherwise);
+    the receive time when absent. Years 1970-9999 only: the log is partitioned by hour."""
     if value is None or value == "":
         return received
+    seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value)
+            seconds = float(value)
         except ValueError:
-            pass
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    raise InputError(f"event time {value!r} is neither epoch seconds nor an ISO 8601 time")
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                pass
+            else:
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=UTC)
+                seconds = moment.timestamp()
+    if seconds is None:
+        raise InputError(f"event time {value!r} is neither epoch seconds nor an ISO 8601 "
+                         "time")
+    if not 0 <= seconds <= MAX_EVENT_TIME:
+        raise InputError(f"event time {value!r} is outside the years 1970-9999")
+    return seconds
 
 
 def per_row(outputs: dict[str, np.ndarray], classes: list[Any] | None) -> list[dict[str, Any]]:
@@ -159,6 +175,8 @@ def _only_deployment(server: Server) -> str:
 def status_of(exc: Exception) -> int:
     if isinstance(exc, AdminRefused):
         return exc.status
+    if isinstance(exc, PredictionLogError):
+        return 503  # the server's disk or log, not the request: worth a retry
     if isinstance(exc, BodyTooLarge):
         return 413
     if isinstance(exc, NotFoundError):

@@ -121,7 +121,7 @@ def _column(tensor: Any, binary: memoryview, offset: int,
         raise InputError(f"input {name!r}: shape must be [rows] or [rows, 1] (one column "
                          f"per input), got {shape!r}", field=name)
     count = shape[0]
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    size = _parameters(tensor, f"input {name!r}").get("binary_data_size")
     if size is not None:
         values, used = _binary_values(name, datatype, binary, offset, size, count)
         return name, values, used
@@ -172,6 +172,15 @@ def _binary_values(name: str, datatype: str, binary: memoryview, offset: int, si
     return values, size
 
 
+def _parameters(tensor: dict[str, Any], what: str) -> dict[str, Any]:
+    parameters = tensor.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise InputError(f"{what}: 'parameters' must be an object")
+    return parameters
+
+
 def _requested_outputs(document: dict[str, Any],
                        parameters: dict[str, Any]) -> tuple[list[str] | None, set[str] | bool]:
     wanted = document.get("outputs")
@@ -180,7 +189,8 @@ def _requested_outputs(document: dict[str, Any],
     if not isinstance(wanted, list) or not all(
             isinstance(o, dict) and isinstance(o.get("name"), str) for o in wanted):
         raise InputError("'outputs' must be a list of objects with a 'name'")
-    binary = {o["name"] for o in wanted if (o.get("parameters") or {}).get("binary_data")}
+    binary = {o["name"] for o in wanted
+              if _parameters(o, f"output {o['name']!r}").get("binary_data")}
     return [o["name"] for o in wanted], binary
 
 

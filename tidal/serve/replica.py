@@ -31,15 +31,21 @@ log = logging.getLogger("tidal.serve")
 
 @dataclass
 class Served:
-    """One model version as a deployment serves it: the model and its batcher."""
+    """One model version as a deployment serves it: the model and its batcher, with what
+    every request asks of them worked out once."""
 
     model: LoadedModel
     batcher: Batcher
     role: str  # stable | canary | shadow
+    input_types: dict[str, str] = field(init=False)
+    output_names: frozenset[str] = field(init=False)
+    version_label: str = field(init=False)
 
-    @property
-    def input_types(self) -> dict[str, str]:
-        return {i["name"]: i["datatype"] for i in self.model.signature["inputs"]}
+    def __post_init__(self) -> None:
+        signature = self.model.signature
+        self.input_types = {i["name"]: i["datatype"] for i in signature["inputs"]}
+        self.output_names = frozenset(o["name"] for o in signature.get("outputs", []))
+        self.version_label = str(self.model.version)
 
 
 @dataclass
@@ -123,9 +129,10 @@ class Replica:
                        wait: float = wait, previous: Deployment | None = previous) -> Served:
                 kept = previous.by_version.get(version) if previous else None
                 if kept is not None and kept.batcher.max_batch_size == size \
-                        and kept.batcher.max_wait * 1000 == wait:
+                        and kept.batcher.max_wait_ms == wait:
                     return Served(kept.model, kept.batcher, role)
-                model = self._load(record.name, record.model, version)
+                model = kept.model if kept is not None else \
+                    self._load(record.name, record.model, version)
                 return Served(model, Batcher(model.predict, max_batch_size=size,
                                              max_wait_ms=wait,
                                              on_batch=self._on_batch(record.name, version)),

@@ -84,6 +84,9 @@ class DeploymentRepository:
             if number is not None and number == stable:
                 raise ValidationError(
                     f"the {role} version must differ from the stable one ({model}:{stable})")
+        if canary is not None and canary == shadow:
+            raise ValidationError(f"the shadow version must differ from the canary "
+                                  f"({model}:{canary}): a version has one role")
         batch_size = _batch_size(max_batch_size)
         batch_wait = _batch_wait(max_batch_wait_ms)
         wanted = {"model": model, "stable_version": stable, "canary_version": canary,

@@ -89,8 +89,8 @@ def run_standard(project: Project, *, executor: str | None = None,
     later: list[PipelineResult] = []  # the follow-up stages, for the summary
     if setup.segments:
         family = config.segment_family or chosen
-        segmented, segmented_info, stage = _train_segmented(project, setup, result, family,
-                                                            executor, progress)
+        segmented, segmented_info, stage = _train_segmented(
+            project, setup, result, family, candidates["baseline"].sha256, executor, progress)
         later.append(stage)
         candidates[SEGMENTED] = segmented
         scores[SEGMENTED] = segmented.evaluation["metrics"]
@@ -220,15 +220,15 @@ def _define(setup: Setup, config: Any) -> None:
 
 
 def _train_segmented(project: Project, setup: Setup, first: PipelineResult, family: str,
-                     executor: str, progress: bool | None,
+                     baseline_sha256: str, executor: str, progress: bool | None,
                      ) -> tuple[Candidate, dict[str, Any], PipelineResult]:
     """The second stage: ``family`` trained per segment, in parallel, then evaluated on
     the same test rows. It takes the first stage's outputs by hash, so it is cached and
     the segmented model's lineage reaches the snapshot."""
     config = project.settings.pipeline
-    snapshot, split, baseline = (Stored(first.steps[label].output_sha256 or "")
-                                 for label in ("snapshot_data", "split_data",
-                                               "train_candidate"))
+    snapshot, split = (Stored(first.steps[label].output_sha256 or "")
+                       for label in ("snapshot_data", "split_data"))
+    baseline = Stored(baseline_sha256)
 
     def define() -> None:
         planned = segment_steps.plan_segment_training(
