@@ -93,8 +93,7 @@ def compact_predictions(
     from tidal.serve.compaction import compact
 
     settings = load_settings(project)
-    folder = Path(settings.serve.log_folder)
-    folder = folder if folder.is_absolute() else settings.project_dir / folder
+    folder = settings.serve.log_path(settings.project_dir)
     if not folder.is_dir():
         raise TidalError(f"no prediction log at {folder}: nothing has been served yet")
     target = into or folder.with_name(folder.name + "-parquet")

@@ -180,7 +180,8 @@ def serve_champion(folder: Path, data_dir: Path | None, console: Any) -> dict[st
         finally:
             server.should_exit = True
             thread.join(timeout=30)
-        logged = {r.request_id for r in read_log(folder / ".tidal" / "predictions")}
+        logged = {r.request_id for r in read_log(
+            project.settings.serve.log_path(project.settings.project_dir))}
     accuracy = float((pd.Series(labels) == day["target"]).mean())
     console.print(f"[green]✓[/] served day {TRAIN_DAYS} ({len(ids)} half-hours) from "
                   f"{MODEL_NAME}@champion at http://127.0.0.1:{port}: accuracy {accuracy:.3f}; "

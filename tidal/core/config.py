@@ -196,6 +196,11 @@ class ServeSection(BaseModel):
     admin_token_env: str = "TIDAL_ADMIN_TOKEN"
     onnx_threads: int = Field(default=1, ge=1)
 
+    def log_path(self, project_dir: Path) -> Path:
+        """The prediction log's folder, relative paths against the project folder."""
+        folder = Path(self.log_folder)
+        return folder if folder.is_absolute() else project_dir / folder
+
 
 class FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")

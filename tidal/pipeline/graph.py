@@ -78,7 +78,7 @@ class Pipeline:
                 raise ValidationError(f"step {step.name!r} was given the output of a step "
                                       "from another pipeline")
         same_name = sum(1 for node in self.nodes if node.step.name == step.name)
-        label = step.name if same_name == 0 else f"{step.name}#{same_name + 1}"
+        label = node_label(step.name, same_name)
         node = Node(len(self.nodes), step, tuple(args), dict(kwargs), label)
         self.nodes.append(node)
         return node
@@ -100,6 +100,12 @@ class Pipeline:
             raise ValidationError(f"pipeline {built.name!r} calls no step")
         return built
 
+
+
+def node_label(step_name: str, index: int) -> str:
+    """The label of the ``index``-th call (from 0) of a step in one pipeline: ``fit``,
+    ``fit#2``, ``fit#3``..."""
+    return f"{step_name}#{index + 1}" if index else step_name
 
 
 def _describe(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tidal.core.errors import ValidationError
-from tidal.runtime.inputs import check_columns
 from tidal.runtime.native import FLAVOR, load_native
 
 if TYPE_CHECKING:
@@ -76,16 +75,8 @@ class LoadedModel:
     _backend: Any = field(default=None, repr=False, compare=False)
 
     @property
-    def ref(self) -> str:
-        return f"{self.name}:{self.version}"
-
-    @property
     def input_names(self) -> list[str]:
         return [spec["name"] for spec in self.signature["inputs"]]
-
-    def check(self, columns: Any, *, max_rows: int | None = None) -> dict[str, np.ndarray]:
-        """:func:`tidal.runtime.inputs.check_columns` against this model's signature."""
-        return check_columns(self.signature, columns, max_rows=max_rows)
 
     def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Predict on checked columns (from :func:`~tidal.runtime.inputs.check_columns`):

@@ -46,7 +46,7 @@ class Batcher:
 
     def __init__(self, predict: Predict, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
                  max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
-                 on_batch: Callable[[int, float], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if max_wait_ms < 0:
@@ -134,7 +134,6 @@ class Batcher:
         columns = live[0].columns if len(live) == 1 else {
             name: np.concatenate([item.columns[name] for item in live])
             for name in live[0].columns}
-        began = time.perf_counter()
         try:
             outputs = self.predict(columns)
         except Exception as exc:  # noqa: BLE001 - every waiter gets the model's error
@@ -142,9 +141,8 @@ class Batcher:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
-        rows = sum(item.rows for item in live)
         if self.on_batch is not None:
-            self.on_batch(rows, time.perf_counter() - began)
+            self.on_batch(sum(item.rows for item in live))
         if len(live) == 1:
             live[0].future.set_result(outputs)
             return

@@ -57,7 +57,8 @@ async def v2_infer(server: Server, name: str, version: str | None, headers: dict
                                         received)
         event_time = event_time_of(headers.get("x-event-time")
                                    or parsed.parameters.get("event_time"), received)
-        outputs = await server.predict(deployment, served, parsed.columns,
+        outputs = await server.predict(deployment, served,
+                                       server.check(served, parsed.columns),
                                        request_id=request_id, event_time=event_time,
                                        received=received, began=began)
         content, extra = protocol.encode_response(

@@ -77,7 +77,6 @@ from tidal.core.errors import TidalError
 log = logging.getLogger("tidal.serve")
 
 DURABILITY_MODES = ("acknowledged", "async")
-ROUTES = ("stable", "canary", "shadow", "batch")
 
 MAGIC = b"TIDALPL1"
 HEADER_SIZE = len(MAGIC)

@@ -38,12 +38,17 @@ class Served:
     batcher: Batcher
     role: str  # stable | canary | shadow
     input_types: dict[str, str] = field(init=False)
+    #: the inputs as the signature states them (two versions with equal specs take the
+    #: same checked columns)
+    input_spec: tuple[tuple[Any, ...], ...] = field(init=False)
     output_names: frozenset[str] = field(init=False)
     version_label: str = field(init=False)
 
     def __post_init__(self) -> None:
         signature = self.model.signature
         self.input_types = {i["name"]: i["datatype"] for i in signature["inputs"]}
+        self.input_spec = tuple((i["name"], i["datatype"], i.get("nullable", True))
+                                for i in signature["inputs"])
         self.output_names = frozenset(o["name"] for o in signature.get("outputs", []))
         self.version_label = str(self.model.version)
 
@@ -163,11 +168,7 @@ class Replica:
         return loaded
 
     def _on_batch(self, deployment: str, version: int) -> Any:
-        histogram = self.metrics.batch_size.labels(deployment, str(version))
-
-        def record(rows: int, _seconds: float) -> None:
-            histogram.observe(rows)
-        return record
+        return self.metrics.batch_size.labels(deployment, str(version)).observe
 
     async def _close_unused(self, old: dict[str, Deployment],
                             new: dict[str, Deployment]) -> None:

@@ -15,7 +15,6 @@ import gc
 import hmac
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,9 +46,7 @@ class Server:
                                default_batch_size=self.config.max_batch_size,
                                default_wait_ms=self.config.max_batch_wait_ms,
                                onnx_threads=self.config.onnx_threads)
-        folder = Path(self.config.log_folder)
-        self.log = PredictionLog(folder if folder.is_absolute()
-                                 else project.settings.project_dir / folder,
+        self.log = PredictionLog(self.config.log_path(project.settings.project_dir),
                                  durability=self.config.durability,
                                  flush_interval=self.config.flush_interval)
         self.admin_token = os.environ.get(self.config.admin_token_env) or None
@@ -73,35 +70,44 @@ class Server:
                 await self._poller
         if self._shadows:
             await asyncio.gather(*self._shadows, return_exceptions=True)
+        for batcher in {id(s.batcher): s.batcher for d in self.replica.deployments.values()
+                        for s in d.by_version.values()}.values():
+            await batcher.close()
         await asyncio.to_thread(self.log.close)
 
-    async def predict(self, deployment: Deployment, served: Served, columns: dict[str, Any],
-                      *, request_id: str, event_time: float, received: float,
-                      began: float) -> dict[str, np.ndarray]:
-        """Validate, batch, predict, log, mirror to the shadow; returns the outputs."""
-        checked = check_columns(served.model.signature, columns,
-                                max_rows=self.config.max_rows)
+    def check(self, served: Served, columns: dict[str, Any]) -> dict[str, np.ndarray]:
+        """The request's columns checked against the version's signature (InputError)."""
+        return check_columns(served.model.signature, columns, max_rows=self.config.max_rows)
+
+    async def predict(self, deployment: Deployment, served: Served,
+                      checked: dict[str, np.ndarray], *, request_id: str, event_time: float,
+                      received: float, began: float) -> dict[str, np.ndarray]:
+        """Batch, predict, log, mirror to the shadow; returns the outputs. ``checked`` comes
+        from :meth:`check` (or :func:`~tidal.runtime.inputs.columns_from_records`)."""
         rows = len(next(iter(checked.values())))
         outputs = await served.batcher.submit(checked, rows)
         record = make_record(deployment, served, checked, outputs, request_id=request_id,
                              event_time=event_time, received=received,
                              latency_ms=(time.perf_counter() - began) * 1000)
         if deployment.shadow is not None and served.role != SHADOW:
-            task = asyncio.create_task(self._shadow(deployment, checked, rows, record))
+            task = asyncio.create_task(self._shadow(deployment, served, checked, rows, record))
             self._shadows.add(task)
             task.add_done_callback(self._shadows.discard)
         await self.log.write([record])
         return outputs
 
-    async def _shadow(self, deployment: Deployment, columns: dict[str, np.ndarray], rows: int,
+    async def _shadow(self, deployment: Deployment, primary_served: Served,
+                      columns: dict[str, np.ndarray], rows: int,
                       primary: PredictionRecord) -> None:
-        """Mirror a request to the shadow version: logged, never returned, never fatal."""
+        """Mirror a request to the shadow version: logged, never returned, never fatal.
+        Its columns are checked again only when its signature's inputs differ."""
         shadow = deployment.shadow
         assert shadow is not None
         version = str(shadow.model.version)
         began = time.perf_counter()
         try:
-            checked = check_columns(shadow.model.signature, columns)
+            checked = columns if shadow.input_spec == primary_served.input_spec else \
+                check_columns(shadow.model.signature, columns)
             outputs = await shadow.batcher.submit(checked, rows)
         except Exception as exc:  # noqa: BLE001 - the shadow's failure is only counted
             status = "4xx" if isinstance(exc, TidalError) else "5xx"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tidal.core.errors import TidalError, ValidationError
-from tidal.pipeline.graph import Pipeline
+from tidal.pipeline.graph import Pipeline, node_label
 from tidal.pipeline.keys import File, Location, Stored
 from tidal.pipeline.runner import PipelineResult, run_pipeline
 from tidal.train import segment_steps, steps
@@ -78,9 +78,9 @@ def run_standard(project: Project, *, executor: str | None = None,
     result = run_pipeline(Pipeline.build(lambda: _define(setup, config), name=setup.name),
                           project=project, executor=executor,
                           ray_address=config.ray_address, progress=progress)
-    candidates = {family: Candidate(family, result.steps[_label("train_candidate", i)]
+    candidates = {family: Candidate(family, result.steps[node_label("train_candidate", i)]
                                     .output_sha256 or "",
-                                    result.output(_label("evaluate_candidate", i)))
+                                    result.output(node_label("evaluate_candidate", i)))
                   for i, family in enumerate(setup.families)}
     better = higher_is_better(setup.metric)
     scores = {name: c.evaluation["metrics"] for name, c in candidates.items()}
@@ -268,11 +268,6 @@ def _export(project: Project, setup: Setup, first: PipelineResult, winner: Candi
     export = run_pipeline(Pipeline.build(define, name=f"{setup.name}-export"),
                           project=project, executor="inline", progress=progress)
     return export.output("export_model"), export
-
-
-def _label(step_name: str, index: int) -> str:
-    """The label of the ``index``-th call of a step in a pipeline (graph.Pipeline.add)."""
-    return f"{step_name}#{index + 1}" if index else step_name
 
 
 def _source(project: Project, source: Any) -> Any:
