@@ -78,8 +78,8 @@ predictions_app = typer.Typer(no_args_is_help=True,
 @predictions_app.command("compact")
 def compact_predictions(
     into: Annotated[Path | None, typer.Option(
-        "--into", help="Parquet folder (default: the log folder's sibling "
-        "'predictions-parquet').")] = None,
+        "--into", help="Parquet folder (default: [monitor] compacted_folder, else the "
+        "log folder's sibling 'predictions-parquet').")] = None,
     delete: Annotated[bool, typer.Option(
         "--delete", help="Delete log segments once they are fully compacted.")] = False,
     project: Annotated[Path | None, typer.Option(
@@ -96,7 +96,7 @@ def compact_predictions(
     folder = settings.serve.log_path(settings.project_dir)
     if not folder.is_dir():
         raise TidalError(f"no prediction log at {folder}: nothing has been served yet")
-    target = into or folder.with_name(folder.name + "-parquet")
+    target = into or settings.monitor.compacted_path(settings.project_dir, folder)
     summary = {"log": str(folder), "into": str(target),
                **compact(folder, target, delete_compacted=delete)}
     if as_json:

@@ -24,6 +24,7 @@ from tidal.runtime.native import dump_native, load_native
 from tidal.store.database import Database
 from tidal.store.deployments import DeploymentRepository
 from tidal.store.lineage import LineageRepository
+from tidal.store.monitoring import MonitoringRepository
 from tidal.store.records import (
     DeploymentRecord,
     EventRecord,
@@ -73,6 +74,10 @@ class Project:
     @cached_property
     def deployments(self) -> DeploymentRepository:
         return DeploymentRepository(self.db)
+
+    @cached_property
+    def monitoring(self) -> MonitoringRepository:
+        return MonitoringRepository(self.db)
 
     def store_exists(self) -> bool:
         """False only when the store is a SQLite file that has not been created yet."""

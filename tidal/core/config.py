@@ -18,9 +18,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import ConfigError
@@ -202,6 +202,97 @@ class ServeSection(BaseModel):
         return folder if folder.is_absolute() else project_dir / folder
 
 
+#: a duration: seconds as a number, or text such as "30s", "5m", "1h", "1d", "2w"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: int | float | str) -> float:
+    """Seconds (0 or more) from a number or a text like ``"5m"`` (else ValueError)."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a text such as \"5m\"")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower()
+        unit = _UNITS.get(text[-1:]) if text else None
+        try:
+            seconds = float(text[:-1]) * unit if unit else float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a duration: use seconds or a number with "
+                             "s, m, h, d or w (\"5m\", \"1h\")") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class AlertRuleSection(BaseModel):
+    """``[[monitor.alerts]]``: thresholds for one check (replacing its default rule).
+
+    ``subject`` is a feature name, or ``"*"`` for every subject of the check. A window
+    whose value is at or beyond ``alert`` (``warn``) is an alert (warning) window; the
+    state escalates after ``fire_after`` such windows in a row and falls back after
+    ``clear_after`` windows below its level in a row (hysteresis).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    check: str = Field(min_length=1)
+    subject: str = "*"
+    warn: float | None = None
+    alert: float | None = None
+    #: "above": larger values are worse; "below": smaller values are worse
+    direction: Literal["above", "below"] = "above"
+    fire_after: int = Field(default=1, ge=1)
+    clear_after: int = Field(default=2, ge=1)
+    #: a rule with neither threshold switches the check's alerting off
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertRuleSection:
+        if self.warn is not None and self.alert is not None:
+            worse = self.alert >= self.warn if self.direction == "above" else \
+                self.alert <= self.warn
+            if not worse:
+                raise ValueError(f"the alert threshold ({self.alert}) must be beyond the "
+                                 f"warn threshold ({self.warn}) in direction "
+                                 f"{self.direction!r}")
+        return self
+
+
+class WebhookSection(BaseModel):
+    """``[[monitor.webhooks]]``: an HTTP endpoint told of every alert state change."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(pattern=r"^https?://")
+    timeout: float = Field(default=5.0, gt=0)
+    #: delivery attempts before the failure is recorded (back-off doubles from 0.5 s)
+    attempts: int = Field(default=5, ge=1, le=20)
+
+
+class MonitorSection(BaseModel):
+    """``[monitor]``: the window jobs over the prediction log (``tidal monitor``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: tumbling windows of event time, aligned to the epoch
+    window: Annotated[Duration, Field(gt=0)] = 3600.0
+    #: how long after a window's end its records may still arrive; it is computed once
+    #: the clock has passed end + lateness, and never again
+    lateness: Duration = 60.0
+    #: windows with fewer prediction rows are stored but not judged
+    min_rows: int = Field(default=100, ge=1)
+    #: where the prediction log is compacted (default: the log folder + "-parquet")
+    compacted_folder: str | None = None
+    alerts: list[AlertRuleSection] = []
+    webhooks: list[WebhookSection] = []
+
+    def compacted_path(self, project_dir: Path, log_folder: Path) -> Path:
+        """The compacted Parquet folder, relative paths against the project folder."""
+        if self.compacted_folder is None:
+            return log_folder.with_name(log_folder.name + "-parquet")
+        folder = Path(self.compacted_folder)
+        return folder if folder.is_absolute() else project_dir / folder
+
+
 class FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     store: StoreSection = StoreSection()
@@ -209,6 +300,7 @@ class FileConfig(BaseModel):
     data: DataSection = DataSection()
     pipeline: PipelineSection = PipelineSection()
     serve: ServeSection = ServeSection()
+    monitor: MonitorSection = MonitorSection()
 
 
 class Settings(BaseModel):
@@ -225,6 +317,7 @@ class Settings(BaseModel):
     data: DataSection = DataSection()
     pipeline: PipelineSection = PipelineSection()
     serve: ServeSection = ServeSection()
+    monitor: MonitorSection = MonitorSection()
 
     @property
     def state_dir(self) -> Path:
@@ -281,6 +374,7 @@ def load_settings(
         data=parsed.data,
         pipeline=parsed.pipeline,
         serve=parsed.serve,
+        monitor=parsed.monitor,
     )
 
 

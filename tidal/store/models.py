@@ -306,3 +306,85 @@ class DeploymentRevision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     revision: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReferenceProfile(Base):
+    """The reference a model version is monitored against: the profile of the data it was
+    trained on (inputs, the model's own outputs on them, the target), as an artifact."""
+
+    __tablename__ = "reference_profiles"
+
+    version_id: Mapped[str] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True)
+    artifact_sha256: Mapped[str] = mapped_column(Sha256)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class MonitorWindow(Base):
+    """One computed window of one deployment's predictions: computed once, never again.
+
+    ``profile_sha256`` names the window's profile (inputs and outputs) in the artifact
+    store, so longer periods are merges of stored windows rather than rereads of the log.
+    """
+
+    __tablename__ = "monitor_windows"
+    __table_args__ = (
+        UniqueConstraint("deployment", "start", "end", name="uq_monitor_windows_span"),
+        Index("ix_monitor_windows_latest", "deployment", "end"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(64))
+    start: Mapped[float] = mapped_column(Double)
+    end: Mapped[float] = mapped_column(Double)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    #: the version that answered most of the window's rows (its reference is used)
+    version: Mapped[int | None] = mapped_column(Integer)
+    profile_sha256: Mapped[str | None] = mapped_column(Sha256)
+    computed_at: Mapped[float] = mapped_column(Double)
+
+
+class CheckValue(Base):
+    """One check's value for one window: a point of that check's time series."""
+
+    __tablename__ = "check_values"
+    __table_args__ = (
+        UniqueConstraint("window_id", "check", "subject", name="uq_check_values_point"),
+        Index("ix_check_values_series", "deployment", "check", "subject", "window_end"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    window_id: Mapped[int] = mapped_column(
+        ForeignKey("monitor_windows.id", ondelete="CASCADE"))
+    deployment: Mapped[str] = mapped_column(String(64))
+    check: Mapped[str] = mapped_column(String(64))
+    #: a feature name, or "" for a check of the whole deployment
+    subject: Mapped[str] = mapped_column(String(256))
+    window_start: Mapped[float] = mapped_column(Double)
+    window_end: Mapped[float] = mapped_column(Double)
+    value: Mapped[float | None] = mapped_column(Double)
+    #: the window's level by the rule: ok, warn, alert, or none (not judged)
+    level: Mapped[str] = mapped_column(String(8))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+
+class AlertState(Base):
+    """The current alert state of one check and subject of one deployment (hysteresis)."""
+
+    __tablename__ = "alert_states"
+
+    deployment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    check: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(256), primary_key=True)
+    state: Mapped[str] = mapped_column(String(8))
+    since: Mapped[float] = mapped_column(Double)
+    #: consecutive judged windows at warn level or worse, at alert level, and below state
+    warn_streak: Mapped[int] = mapped_column(Integer)
+    alert_streak: Mapped[int] = mapped_column(Integer)
+    clear_streak: Mapped[int] = mapped_column(Integer)
+    last_value: Mapped[float | None] = mapped_column(Double)
+    last_window_end: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)

@@ -1,0 +1,65 @@
+"""The monitoring repository on SQLite and PostgreSQL: a window, its points, the alert
+states it moves and their events land together, once."""
+
+from __future__ import annotations
+
+from tidal.monitor.alerts import Rules, evaluate
+from tidal.store.events import list_events
+from tidal.store.monitoring import CheckPoint, NewWindow
+
+
+def _points(start: float, value: float, rules: Rules) -> list[CheckPoint]:
+    return [CheckPoint("elec2", "drift", "feat_4", start, start + 60, value,
+                       rules.judge("drift", "feat_4", value)),
+            CheckPoint("elec2", "rows", "", start, start + 60, 500.0, "none")]
+
+
+def _record(project, start: float, value: float):
+    rules = Rules()
+    return project.monitoring.record_window(
+        NewWindow("elec2", start, start + 60, 500, 480, 1, None), _points(start, value, rules),
+        lambda points, before: evaluate(points, before, rules, now=start + 60),
+        now=start + 60, actor="monitor")
+
+
+def test_a_window_its_points_states_and_events_are_written_together(project):
+    record, changes = _record(project, 0.0, 0.2)
+    assert (record.rows, record.requests, record.version) == (500, 480, 1) and changes == []
+    _, changes = _record(project, 60.0, 4.0)
+    assert [(c.previous, c.state.state) for c in changes] == [("ok", "alert")]
+    states = project.monitoring.states("elec2")
+    assert [(s.check, s.subject, s.state, s.since) for s in states] == \
+        [("drift", "feat_4", "alert", 120.0)]
+    events = list_events(project.db, entity_type="deployment", entity_id="elec2")
+    assert [e.kind for e in events] == ["monitor.alert"]
+    assert events[0].payload["value"] == 4.0 and "feat_4" in events[0].reason
+    assert [p.value for p in project.monitoring.series("elec2", "drift", "feat_4")] == \
+        [0.2, 4.0]
+    latest = {(p.check, p.subject): p for p in project.monitoring.latest_points("elec2")}
+    assert latest[("drift", "feat_4")].window_end == 120.0
+    assert latest[("rows", "")].level == "none"
+    assert project.monitoring.last_window_end("elec2") == 120.0
+    assert project.monitoring.last_window_end("other") is None
+
+
+def test_a_window_is_written_once(project):
+    assert _record(project, 0.0, 4.0) is not None
+    assert _record(project, 0.0, 4.0) is None  # a second monitor lost the race: no-op
+    assert len(project.monitoring.windows("elec2")) == 1
+    assert len(project.monitoring.series("elec2", "drift", "feat_4")) == 1
+    events = list_events(project.db, entity_type="deployment", entity_id="elec2")
+    assert len(events) == 1
+
+
+def test_a_reference_is_set_and_replaced(project):
+    import sklearn.dummy
+
+    version = project.register_model("m", sklearn.dummy.DummyClassifier().fit([[0]], [0]))
+    assert project.monitoring.get_reference(version.id) is None
+    sha = "a" * 64
+    project.monitoring.set_reference(version.id, artifact_sha256=sha, rows=10, source="x",
+                                     now=1.0)
+    project.monitoring.set_reference(version.id, artifact_sha256="b" * 64, rows=20,
+                                     source="y", now=2.0)
+    stored = project.monitoring.get_reference(version.id)
+    assert (stored.artifact_sha256, stored.rows, stored.source) == ("b" * 64, 20, "y")

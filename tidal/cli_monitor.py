@@ -1,0 +1,155 @@
+"""``tidal monitor``: compute the closed windows of the prediction log and show every check.
+
+    tidal monitor                      # run pending windows, then the state of every check
+    tidal monitor -d elec2 --no-run    # one deployment, only what is stored
+    tidal monitor reference elec2:1 data/train.parquet --target target
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tidal import display
+
+monitor_app = typer.Typer(
+    help="Monitoring: window checks over the prediction log, and their alert states.",
+    invoke_without_command=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option("--project", "-p", help="Project folder (default: nearest with tidal.toml).",
+                 envvar="TIDAL_PROJECT_DIR", show_envvar=False),
+]
+_STYLES = {"alert": "bold red", "warn": "yellow", "ok": "green", "none": "dim"}
+
+
+def _project(path: Path | None):  # -> Project
+    from tidal.cli import _project as open_project
+
+    return open_project(path)
+
+
+@monitor_app.callback()
+def monitor(
+    context: typer.Context,
+    deployment: Annotated[str | None, typer.Option(
+        "--deployment", "-d", help="One deployment (default: all).")] = None,
+    run: Annotated[bool, typer.Option(
+        "--run/--no-run", help="Compute the windows that closed since the last run first.")
+    ] = True,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compute the windows that closed since the last run, then print the current state
+    of every check of every deployment (or of one)."""
+    if context.invoked_subcommand is not None:
+        return
+    from tidal.monitor.job import Monitor
+
+    handle = _project(project)
+    names = [deployment] if deployment else None
+    summary: dict[str, Any] | None = None
+    if run:
+        with Monitor(handle) as job:
+            if names is None:
+                names = job.deployment_names()
+            summary = _run_with_progress(job, names, quiet=as_json).to_dict()
+    elif names is None:
+        names = sorted(d.name for d in handle.list_deployments())
+    report = [_deployment_report(handle, name) for name in names]
+    if as_json:
+        display.print_json({"run": summary, "deployments": report})
+        return
+    if summary is not None:
+        for entry in summary["deployments"]:
+            display.console.print(
+                f"{entry['deployment']}: {entry['windows']} new window(s), "
+                f"{entry['rows']:,} rows, {len(entry['state_changes'])} state change(s)",
+                highlight=False)
+    for entry in report:
+        _print_report(entry)
+
+
+@monitor_app.command("reference")
+def monitor_reference(
+    model_ref: Annotated[str, typer.Argument(help="Model version: NAME:3 or NAME@champion.")],
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet with the version's inputs.")],
+    target: Annotated[str | None, typer.Option(
+        "--target", help="The target column, if the data has it (the training prior).")
+    ] = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set the data a model version is monitored against (its training data, usually)."""
+    from tidal.monitor.reference import set_reference
+
+    reference = set_reference(_project(project), model_ref, data, target=target)
+    info = {"version": reference.version.ref, "rows": reference.profile.rows,
+            "columns": list(reference.profile.columns)}
+    if as_json:
+        display.print_json(info)
+        return
+    display.console.print(f"reference of {info['version']}: {info['rows']:,} rows, "
+                          f"{len(info['columns'])} profiled columns", highlight=False)
+
+
+def _run_with_progress(job: Any, names: list[str], *, quiet: bool) -> Any:
+    import time
+
+    from rich.progress import Progress
+
+    now = job.clock.now()
+    pending = {name: len(job.pending_windows(name, now)) for name in names}
+    if quiet or not display.console.is_terminal or sum(pending.values()) < 2:
+        return job.run(names)
+    with Progress(console=display.console, transient=True) as progress:
+        task = progress.add_task("monitoring windows", total=sum(pending.values()))
+        started = time.perf_counter()
+        result = job.run(names, on_window=lambda *_: progress.advance(task))
+        progress.update(task, completed=sum(pending.values()),
+                        description=f"done in {time.perf_counter() - started:.1f}s")
+    return result
+
+
+def _deployment_report(handle: Any, name: str) -> dict[str, Any]:
+    states = {(s.check, s.subject): s for s in handle.monitoring.states(name)}
+    points = handle.monitoring.latest_points(name)
+    checks = []
+    for point in points:
+        state = states.get((point.check, point.subject))
+        checks.append({"check": point.check, "subject": point.subject, "value": point.value,
+                       "level": point.level, "window_end": point.window_end,
+                       "state": state.state if state else None,
+                       "since": state.since if state else None, "details": point.details})
+    windows = handle.monitoring.windows(name, limit=1_000_000)
+    return {"deployment": name, "windows": len(windows),
+            "last_window_end": windows[-1].end if windows else None,
+            "alerts": sum(1 for s in states.values() if s.state == "alert"),
+            "warnings": sum(1 for s in states.values() if s.state == "warn"),
+            "checks": checks}
+
+
+def _print_report(entry: dict[str, Any]) -> None:
+    if not entry["checks"]:
+        display.console.print(f"{entry['deployment']}: no window computed yet",
+                              highlight=False)
+        return
+    order = {"alert": 0, "warn": 1, "ok": 2, None: 3}
+    rows = []
+    for check in sorted(entry["checks"], key=lambda c: (order.get(c["state"], 3),
+                                                        c["check"], c["subject"])):
+        state = check["state"] or "-"
+        rows.append([check["check"], check["subject"], display.number(check["value"]),
+                     display.styled(check["level"], _STYLES.get(check["level"], "")),
+                     display.styled(state, _STYLES.get(state, "")),
+                     display.when(check["since"], short=True) if check["since"] else "",
+                     display.when(check["window_end"], short=True)])
+    title = (f"{entry['deployment']}: {entry['alerts']} alert(s), {entry['warnings']} "
+             f"warning(s), {entry['windows']} window(s)")
+    display.console.print(display.table(title, ["check", "subject", "latest", "level",
+                                                 "state", "since", "window end"], rows,
+                                        no_wrap=("latest", "since", "window end")))

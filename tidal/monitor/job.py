@@ -1,0 +1,344 @@
+"""The window job: the prediction log, window by window, into check values and alerts.
+
+:meth:`Monitor.run` first compacts the prediction log into Parquet (exactly once, see
+:mod:`tidal.serve.compaction`), then, per deployment, takes every tumbling window of
+``[monitor] window`` seconds of event time that closed since the last run (a window
+closes once the clock passes its end plus ``lateness``) and, for each:
+
+1. reads its rows (stable and canary; shadow rows are the candidate's business) from the
+   hour partitions it overlaps, keeping the current hour in memory while the windows
+   inside it are computed, so a day of 5-minute windows reads each hour once;
+2. profiles its inputs and monitored outputs on the reference's bins, and stores the
+   profile as an artifact (so longer periods are merges, never rereads);
+3. computes the checks (:mod:`tidal.monitor.checks`) against the reference of the version
+   that answered most of its rows (:mod:`tidal.monitor.reference`);
+4. writes the window, its check values, the alert states they move and an event per move
+   in one transaction (:mod:`tidal.store.monitoring`), then tells the sinks.
+
+No window is computed twice and none is reread later: cost is linear in new data. Records
+that arrive for a window after it was computed are not counted in it; ``lateness`` is
+how long the job waits for them. Windows without rows are skipped, not stored.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from tidal.core.clock import Clock
+from tidal.core.errors import NotFoundError
+from tidal.data.profiles import profile
+from tidal.monitor.alerts import DEFAULT_RULES, Rule, Rules, evaluate
+from tidal.monitor.checks import Measured, WindowData, compute
+from tidal.monitor.outputs import outputs_of_table
+from tidal.monitor.reference import Reference, reference_for
+from tidal.monitor.sinks import LogSink, WebhookSink
+from tidal.serve.compaction import compact
+from tidal.store.monitoring import CheckPoint, NewWindow, StateChange, WindowRecord
+
+if TYPE_CHECKING:
+    from tidal.project import Project
+
+log = logging.getLogger("tidal.monitor")
+
+SHADOW = "shadow"
+#: columns of a window's frame that checks read raw but that are not profiled
+_NOT_PROFILED = ("latency_ms", "row")
+_HOUR = 3600.0
+
+
+@dataclass
+class DeploymentRun:
+    """What one run did for one deployment."""
+
+    deployment: str
+    windows: list[WindowRecord] = field(default_factory=list)
+    changes: list[StateChange] = field(default_factory=list)
+    skipped_empty: int = 0
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"deployment": self.deployment, "windows": len(self.windows),
+                "rows": sum(w.rows for w in self.windows),
+                "first_window": self.windows[0].start if self.windows else None,
+                "last_window": self.windows[-1].end if self.windows else None,
+                "state_changes": [{"check": c.state.check, "subject": c.state.subject,
+                                   "previous": c.previous, "state": c.state.state,
+                                   "reason": c.reason} for c in self.changes],
+                "note": self.note}
+
+
+@dataclass
+class MonitorRun:
+    compacted: dict[str, Any] | None
+    deployments: list[DeploymentRun]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"compacted": self.compacted,
+                "deployments": [d.to_dict() for d in self.deployments]}
+
+
+class Monitor:
+    """Window jobs for a project's deployments (see the module docstring).
+
+    ``clock`` defaults to the project's; ``sinks`` to the log plus the configured
+    webhooks. Call :meth:`close` (or use ``with``) to let the webhooks finish.
+    """
+
+    def __init__(self, project: Project, *, clock: Clock | None = None,
+                 sinks: list[Any] | None = None) -> None:
+        self.project = project
+        self.clock = clock or project.clock
+        settings = project.settings
+        self.config = settings.monitor
+        self.log_folder = settings.serve.log_path(settings.project_dir)
+        self.compacted = self.config.compacted_path(settings.project_dir, self.log_folder)
+        objective = settings.serve.latency_objective_ms
+        defaults = dict(DEFAULT_RULES)
+        defaults["latency_p99_ms"] = Rule("latency_p99_ms", warn=objective,
+                                          alert=4 * objective)
+        self.rules = Rules(self.config.alerts, defaults=defaults)
+        self.sinks = sinks if sinks is not None else [LogSink()] + [
+            WebhookSink(hook.url, timeout=hook.timeout, attempts=hook.attempts,
+                        on_failure=self._webhook_failed, project=str(settings.project_dir))
+            for hook in self.config.webhooks]
+        self._references: dict[str, Reference | None] = {}
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self, timeout: float = 30.0) -> None:
+        for sink in self.sinks:
+            sink.close(timeout)
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self, deployments: Iterable[str] | None = None, *,
+            on_window: Callable[[str, WindowRecord], None] | None = None) -> MonitorRun:
+        """Compact the log, then compute every closed window not computed yet."""
+        compacted = None
+        if self.log_folder.is_dir():
+            compacted = compact(self.log_folder, self.compacted)
+        names = list(deployments) if deployments is not None else self.deployment_names()
+        now = self.clock.now()
+        return MonitorRun(compacted, [self.run_deployment(name, now, on_window=on_window)
+                                      for name in names])
+
+    def deployment_names(self) -> list[str]:
+        """Deployments in the store, and any that only the prediction log knows."""
+        names = {d.name for d in self.project.list_deployments()}
+        if self.compacted.is_dir():
+            names |= {unquote(p.name[len("deployment="):])
+                      for p in self.compacted.glob("deployment=*") if p.is_dir()}
+        return sorted(names)
+
+    def pending_windows(self, deployment: str, now: float,
+                        hours: list[float] | None = None) -> list[tuple[float, float]]:
+        """The closed windows of ``deployment`` not computed yet that may hold rows
+        (``hours``: the starts of its hour partitions, when already listed)."""
+        length, lateness = self.config.window, self.config.lateness
+        if hours is None:
+            hours = _HourReader(self.compacted, deployment).hours
+        if not hours:
+            return []
+        last = self.project.monitoring.last_window_end(deployment)
+        start = last if last is not None else math.floor(hours[0] / length) * length
+        spans = []
+        while start + length + lateness <= now:
+            end = start + length
+            # the first hour partition that ends after the window starts
+            index = bisect.bisect_right(hours, start - _HOUR)
+            if index == len(hours):
+                break  # no data from here on
+            if hours[index] < end:
+                spans.append((start, end))
+                start = end
+            else:  # jump over a stretch without data
+                start = max(end, math.floor(hours[index] / length) * length)
+        return spans
+
+    def run_deployment(self, deployment: str, now: float, *,
+                       on_window: Callable[[str, WindowRecord], None] | None = None
+                       ) -> DeploymentRun:
+        result = DeploymentRun(deployment)
+        reader = _HourReader(self.compacted, deployment)
+        for start, end in self.pending_windows(deployment, now, reader.hours):
+            table = reader.window(start, end)
+            if table.num_rows == 0:
+                result.skipped_empty += 1
+                continue
+            written = self._window(deployment, start, end, table)
+            if written is None:
+                continue
+            record, changes = written
+            result.windows.append(record)
+            result.changes += changes
+            for change in changes:
+                for sink in self.sinks:
+                    sink.send(change)
+            if on_window is not None:
+                on_window(deployment, record)
+        return result
+
+    # -- one window ----------------------------------------------------------------------
+    def _window(self, deployment: str, start: float, end: float, table: pa.Table
+                ) -> tuple[WindowRecord, list[StateChange]] | None:
+        model, version = _majority_version(table)
+        version_record = self._version(model, version)
+        reference = self._reference(version_record)
+        features = reference.features if reference is not None else sorted(
+            name[len("in."):] for name in table.column_names if name.startswith("in."))
+        frame = _monitored_frame(table, features)
+        window_profile = profile(frame, reference=reference.profile if reference else None,
+                                 columns=[name for name in frame.column_names
+                                          if name not in _NOT_PROFILED])
+        requests = pc.count_distinct(table.column("request_id")).as_py() \
+            if "request_id" in table.column_names else table.num_rows
+        measured = compute(
+            WindowData(frame, window_profile, features, requests, end), reference,
+            registered_at=version_record.created_at if version_record else None,
+            min_rows=self.config.min_rows)
+        stored = self.project.artifacts.put_bytes(window_profile.to_bytes())
+        points = [self._point(deployment, start, end, m) for m in measured]
+        now = self.clock.now()
+        return self.project.monitoring.record_window(
+            NewWindow(deployment, start, end, frame.num_rows, requests, version,
+                      stored.sha256), points,
+            lambda pts, before: evaluate(pts, before, self.rules, now=now),
+            now=now, actor="monitor")
+
+    def _point(self, deployment: str, start: float, end: float, m: Measured) -> CheckPoint:
+        value = None if m.value is None or not math.isfinite(m.value) else float(m.value)
+        return CheckPoint(deployment, m.check, m.subject, start, end, value,
+                          self.rules.judge(m.check, m.subject, value), m.details)
+
+    def _version(self, model: str | None, version: int | None):  # -> VersionRecord | None
+        if model is None or version is None:
+            return None
+        try:
+            return self.project.model_version(f"{model}:{version}")
+        except NotFoundError:
+            return None
+
+    def _reference(self, version: Any) -> Reference | None:
+        if version is None:
+            return None
+        if version.id not in self._references:
+            try:
+                self._references[version.id] = reference_for(self.project, version)
+            except Exception as exc:  # noqa: BLE001 - drift is skipped, the rest still runs
+                log.error("no reference for %s: %s", version.ref, exc)
+                self._references[version.id] = None
+        return self._references[version.id]
+
+    def _webhook_failed(self, url: str, body: dict[str, Any], error: str) -> None:
+        from tidal.store.events import record_event
+
+        self.project.db.transact(lambda session: record_event(
+            session, at=self.clock.now(), kind="monitor.webhook_failed",
+            entity_type="deployment", entity_id=str(body.get("deployment")),
+            actor="monitor", reason=f"{url}: {error}", payload=body))
+
+
+class _HourReader:
+    """The rows of one deployment's hour partitions. The partitions are listed once; the
+    last hour read is kept, so the windows inside one hour read it once between them."""
+
+    def __init__(self, compacted: Path, deployment: str) -> None:
+        folder = compacted / f"deployment={quote(deployment, safe='')}"
+        self.parts: dict[float, list[str]] = {}
+        if folder.is_dir():
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith("hour=") and entry.is_dir():
+                        with os.scandir(entry.path) as files:
+                            parts = sorted(f.path for f in files
+                                           if f.name.startswith("part-")
+                                           and f.name.endswith(".parquet"))
+                        if parts:
+                            self.parts[_hour_start(entry.name)] = parts
+        self.hours = sorted(self.parts)
+        self._hour: float | None = None
+        self._table: pa.Table | None = None
+
+    def window(self, start: float, end: float) -> pa.Table:
+        first = bisect.bisect_right(self.hours, start - _HOUR)
+        last = bisect.bisect_left(self.hours, end)
+        low, high = round(start * 1e6), round(end * 1e6)
+        tables = []
+        for hour in self.hours[first:last]:
+            table = self._read(hour)
+            if hour < start or hour + _HOUR > end:  # the hour sticks out of the window
+                times = table.column("event_time").cast(pa.int64())
+                table = table.filter(pc.and_(pc.greater_equal(times, low),
+                                             pc.less(times, high)))
+            if table.num_rows:
+                tables.append(table)
+        if not tables:
+            return pa.table({})
+        return tables[0] if len(tables) == 1 else pa.concat_tables(
+            tables, promote_options="permissive")
+
+    def _read(self, hour: float) -> pa.Table:
+        if hour == self._hour and self._table is not None:
+            return self._table
+        tables = [pq.read_table(part) for part in self.parts[hour]]
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(
+            tables, promote_options="permissive")
+        if "route" in table.column_names:
+            table = table.filter(pc.fill_null(pc.not_equal(table.column("route"), SHADOW),
+                                              True))
+        self._hour, self._table = hour, table
+        return table
+
+
+def _monitored_frame(table: pa.Table, features: list[str]) -> pa.Table:
+    """The window's inputs (``in.*`` of the features), monitored outputs, latency, row."""
+    columns: dict[str, Any] = {}
+    for feature in features:
+        name = f"in.{feature}"
+        if name in table.column_names:
+            column = table.column(name)
+            if pa.types.is_null(column.type):
+                column = column.cast(pa.float64())
+            columns[name] = column
+    for name, values in outputs_of_table(table).items():
+        columns[name] = values if isinstance(values, pa.ChunkedArray | pa.Array) else \
+            pa.array(np.asarray(values))
+    for name in ("latency_ms", "row"):
+        if name in table.column_names:
+            columns[name] = table.column(name)
+    return pa.table(columns)
+
+
+def _majority_version(table: pa.Table) -> tuple[str | None, int | None]:
+    if "version" not in table.column_names or "model" not in table.column_names:
+        return None, None
+    counts = pc.value_counts(table.column("version").drop_null())
+    if len(counts) == 0:
+        return None, None
+    values, tallies = counts.field("values"), counts.field("counts").to_numpy()
+    version = values[int(np.argmax(tallies))].as_py()
+    models = table.column("model").filter(pc.equal(table.column("version"), version))
+    return models[0].as_py(), version
+
+
+def _hour_start(name: str) -> float:
+    import calendar
+    import time
+
+    return float(calendar.timegm(time.strptime(name[len("hour="):], "%Y-%m-%dT%H")))

@@ -1,0 +1,141 @@
+"""Where alert state changes go besides the event table: the log and webhooks.
+
+The event table is written in the same transaction as the window (see
+:mod:`tidal.store.monitoring`); that is the record the controller reads. The sinks here
+only tell people:
+
+- :class:`LogSink` logs each change (a warning when it escalates, info when it clears);
+- :class:`WebhookSink` POSTs each change as JSON to a URL from a background thread, with
+  up to ``attempts`` tries and a back-off that doubles from 0.5 s (capped at 30 s). The
+  monitor never waits for it: :meth:`WebhookSink.send` only queues. A delivery that
+  fails for good is logged and recorded as a ``monitor.webhook_failed`` event, so a
+  silent webhook is visible in ``tidal monitor`` and the event timeline.
+
+The standard library's ``urllib`` does the POST: one JSON request per change needs no
+HTTP client dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from tidal.store.monitoring import StateChange
+
+log = logging.getLogger("tidal.monitor")
+
+#: the first retry waits this long; each next one twice as long, up to the cap
+BACKOFF_START = 0.5
+BACKOFF_CAP = 30.0
+
+
+def change_body(change: StateChange, *, project: str | None = None) -> dict[str, Any]:
+    """The JSON a sink sends for one state change."""
+    state = change.state
+    return {"kind": f"monitor.{state.state}", "deployment": state.deployment,
+            "check": state.check, "subject": state.subject, "state": state.state,
+            "previous": change.previous, "value": state.last_value,
+            "window_end": state.last_window_end, "since": state.since,
+            "reason": change.reason, "project": project}
+
+
+class LogSink:
+    def send(self, change: StateChange) -> None:
+        level = logging.INFO if change.state.state == "ok" else logging.WARNING
+        log.log(level, "%s: %s", change.state.deployment, change.reason)
+
+    def close(self, timeout: float = 0.0) -> None:
+        return None
+
+
+class WebhookSink:
+    """POST each change to ``url`` off the caller's thread (see the module docstring).
+
+    ``on_failure(url, body, error)`` is called (from the delivery thread) for a change that
+    could not be delivered in ``attempts`` tries.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 5.0, attempts: int = 5,
+                 on_failure: Callable[[str, dict[str, Any], str], None] | None = None,
+                 project: str | None = None, sleep: Callable[[float], None] = time.sleep,
+                 ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.attempts = attempts
+        self.on_failure = on_failure
+        self.project = project
+        self.delivered = 0
+        self.failed = 0
+        self._sleep = sleep
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="tidal-webhook", daemon=True)
+        self._thread.start()
+
+    def send(self, change: StateChange) -> None:
+        self._queue.put(change_body(change, project=self.project))
+
+    def close(self, timeout: float = 30.0) -> int:
+        """Stop after delivering what is queued, waiting at most ``timeout`` seconds;
+        returns how many changes were left undelivered (they are recorded as failures)."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+        left = 0
+        while True:
+            try:
+                body = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if body is not None:
+                left += 1
+                self._failed(body, f"not delivered within {timeout:g} s of shutting down")
+        self._queue.put(None)  # the drain took the stop marker: the thread still needs one
+        return left
+
+    def _run(self) -> None:
+        while True:
+            body = self._queue.get()
+            if body is None:
+                return
+            self._deliver(body)
+
+    def _deliver(self, body: dict[str, Any]) -> None:
+        data = orjson.dumps(body)
+        wait, error = BACKOFF_START, ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                request = urllib.request.Request(
+                    self.url, data=data, method="POST",
+                    headers={"content-type": "application/json",
+                             "user-agent": "tidal-monitor"})
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    response.read()
+                self.delivered += 1
+                return
+            except urllib.error.HTTPError as exc:
+                error = f"HTTP {exc.code}"
+                if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                    break  # the receiver refuses this body: retrying will not help
+            except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                error = str(getattr(exc, "reason", exc))
+            if attempt < self.attempts:
+                self._sleep(wait)
+                wait = min(BACKOFF_CAP, wait * 2)
+        self._failed(body, error)
+
+    def _failed(self, body: dict[str, Any], error: str) -> None:
+        self.failed += 1
+        log.error("webhook %s: could not deliver %s of %s: %s", self.url, body["kind"],
+                  body["deployment"], error)
+        if self.on_failure is not None:
+            try:
+                self.on_failure(self.url, body, error)
+            except Exception:  # noqa: BLE001 - recording the failure must not kill delivery
+                log.exception("could not record the webhook failure")

@@ -1,0 +1,256 @@
+"""Monitoring records: reference profiles, computed windows, check values, alert states.
+
+A window is written once, with its check values, the alert states it moves and the events
+of those moves, in one transaction (:meth:`MonitoringRepository.record_window`): a monitor
+that dies mid-way leaves either the whole window or nothing, and two monitors racing on
+one window cannot both write it (the ``(deployment, start, end)`` key), so the loser's
+work is simply dropped. The alert states are read inside that same transaction and the
+caller's ``evaluate`` function turns them into the new ones, so hysteresis counts every
+window exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .database import Database
+from .events import record_event
+from .models import AlertState, CheckValue, MonitorWindow, ReferenceProfile
+
+
+@dataclass(frozen=True)
+class ReferenceRecord:
+    version_id: str
+    artifact_sha256: str
+    rows: int
+    source: str | None
+    created_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    id: int
+    deployment: str
+    start: float
+    end: float
+    rows: int
+    requests: int
+    version: int | None
+    profile_sha256: str | None
+    computed_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CheckPoint:
+    """One check's value in one window (``level``: ok, warn, alert or none)."""
+
+    deployment: str
+    check: str
+    subject: str
+    window_start: float
+    window_end: float
+    value: float | None
+    level: str
+    details: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AlertStateRecord:
+    deployment: str
+    check: str
+    subject: str
+    state: str
+    since: float
+    warn_streak: int
+    alert_streak: int
+    clear_streak: int
+    last_value: float | None
+    last_window_end: float
+    updated_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NewWindow:
+    deployment: str
+    start: float
+    end: float
+    rows: int
+    requests: int
+    version: int | None
+    profile_sha256: str | None
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """An alert state that moved, written as an event (``monitor.<new state>``)."""
+
+    state: AlertStateRecord
+    previous: str
+    reason: str
+
+
+#: (points, the states before) → (the states after, the changes among them)
+Evaluate = Callable[[Sequence[CheckPoint], dict[tuple[str, str], AlertStateRecord]],
+                    tuple[list[AlertStateRecord], list[StateChange]]]
+
+
+class MonitoringRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- references ----------------------------------------------------------------------
+    def set_reference(self, version_id: str, *, artifact_sha256: str, rows: int,
+                      source: str | None, now: float) -> ReferenceRecord:
+        """Set (or replace) the reference profile of a model version."""
+        def write(session: Session) -> None:
+            row = session.get(ReferenceProfile, version_id)
+            if row is None:
+                row = ReferenceProfile(version_id=version_id)
+                session.add(row)
+            row.artifact_sha256, row.rows, row.source, row.created_at = \
+                artifact_sha256, rows, source, now
+
+        self.db.transact(write)
+        return ReferenceRecord(version_id, artifact_sha256, rows, source, now)
+
+    def get_reference(self, version_id: str) -> ReferenceRecord | None:
+        with self.db.read() as session:
+            row = session.get(ReferenceProfile, version_id)
+            if row is None:
+                return None
+            return ReferenceRecord(row.version_id, row.artifact_sha256, row.rows, row.source,
+                                   row.created_at)
+
+    # -- windows -------------------------------------------------------------------------
+    def last_window_end(self, deployment: str) -> float | None:
+        """The end of the latest computed window of ``deployment`` (None: none yet)."""
+        with self.db.read() as session:
+            return session.scalar(select(func.max(MonitorWindow.end))
+                                  .where(MonitorWindow.deployment == deployment))
+
+    def record_window(self, window: NewWindow, points: Sequence[CheckPoint],
+                      evaluate: Evaluate, *, now: float, actor: str | None
+                      ) -> tuple[WindowRecord, list[StateChange]] | None:
+        """Write a window, its check values and the alert states ``evaluate`` derives from
+        the stored ones, with an event per state change; None if the window exists."""
+        def write(session: Session) -> tuple[WindowRecord, list[StateChange]]:
+            row = MonitorWindow(
+                deployment=window.deployment, start=window.start, end=window.end,
+                rows=window.rows, requests=window.requests, version=window.version,
+                profile_sha256=window.profile_sha256, computed_at=now)
+            session.add(row)
+            session.flush()
+            session.add_all(CheckValue(
+                window_id=row.id, deployment=p.deployment, check=p.check, subject=p.subject,
+                window_start=p.window_start, window_end=p.window_end, value=p.value,
+                level=p.level, details=p.details) for p in points)
+            stored = {(s.check, s.subject): s for s in session.scalars(
+                select(AlertState).where(AlertState.deployment == window.deployment))}
+            before = {key: _state_record(s) for key, s in stored.items()}
+            after, changes = evaluate(points, before)
+            for state in after:
+                target = stored.get((state.check, state.subject))
+                if target is None:
+                    target = AlertState(deployment=state.deployment, check=state.check,
+                                        subject=state.subject)
+                    session.add(target)
+                for name, value in state.to_dict().items():
+                    setattr(target, name, value)
+            for change in changes:
+                s = change.state
+                record_event(session, at=now, kind=f"monitor.{s.state}",
+                             entity_type="deployment", entity_id=s.deployment, actor=actor,
+                             reason=change.reason,
+                             payload={"check": s.check, "subject": s.subject,
+                                      "previous": change.previous, "state": s.state,
+                                      "value": s.last_value, "window_end": s.last_window_end})
+            return _window_record(row), changes
+
+        try:
+            return self.db.transact(write)
+        except IntegrityError:
+            return None  # another monitor wrote this window first
+
+    def windows(self, deployment: str, *, since: float | None = None,
+                until: float | None = None, limit: int = 10_000) -> list[WindowRecord]:
+        """Computed windows of ``deployment``, oldest first, ending in ``(since, until]``."""
+        query = select(MonitorWindow).where(MonitorWindow.deployment == deployment)
+        if since is not None:
+            query = query.where(MonitorWindow.end > since)
+        if until is not None:
+            query = query.where(MonitorWindow.end <= until)
+        with self.db.read() as session:
+            return [_window_record(w) for w in session.scalars(
+                query.order_by(MonitorWindow.end).limit(limit))]
+
+    # -- check values and states ---------------------------------------------------------
+    def series(self, deployment: str, check: str, subject: str = "", *,
+               since: float | None = None, limit: int = 100_000) -> list[CheckPoint]:
+        """One check's time series, oldest first."""
+        query = select(CheckValue).where(CheckValue.deployment == deployment,
+                                         CheckValue.check == check,
+                                         CheckValue.subject == subject)
+        if since is not None:
+            query = query.where(CheckValue.window_end > since)
+        with self.db.read() as session:
+            return [_point(v) for v in session.scalars(
+                query.order_by(CheckValue.window_end).limit(limit))]
+
+    def latest_points(self, deployment: str) -> list[CheckPoint]:
+        """Every check's value in the latest window that has one, per check and subject."""
+        latest = (select(CheckValue.check, CheckValue.subject,
+                         func.max(CheckValue.window_end).label("end"))
+                  .where(CheckValue.deployment == deployment)
+                  .group_by(CheckValue.check, CheckValue.subject).subquery())
+        query = select(CheckValue).join(latest, and_(
+            CheckValue.check == latest.c.check, CheckValue.subject == latest.c.subject,
+            CheckValue.window_end == latest.c.end)).where(
+            CheckValue.deployment == deployment).order_by(CheckValue.check,
+                                                          CheckValue.subject)
+        with self.db.read() as session:
+            return [_point(v) for v in session.scalars(query)]
+
+    def states(self, deployment: str | None = None) -> list[AlertStateRecord]:
+        """Current alert states (of one deployment, or all), worst first."""
+        query = select(AlertState)
+        if deployment is not None:
+            query = query.where(AlertState.deployment == deployment)
+        with self.db.read() as session:
+            records = [_state_record(s) for s in session.scalars(query)]
+        order = {"alert": 0, "warn": 1, "ok": 2}
+        return sorted(records, key=lambda s: (s.deployment, order.get(s.state, 3), s.check,
+                                              s.subject))
+
+
+def _window_record(row: MonitorWindow) -> WindowRecord:
+    return WindowRecord(row.id, row.deployment, row.start, row.end, row.rows, row.requests,
+                        row.version, row.profile_sha256, row.computed_at)
+
+
+def _point(row: CheckValue) -> CheckPoint:
+    return CheckPoint(row.deployment, row.check, row.subject, row.window_start,
+                      row.window_end, row.value, row.level, row.details)
+
+
+def _state_record(row: AlertState) -> AlertStateRecord:
+    return AlertStateRecord(row.deployment, row.check, row.subject, row.state, row.since,
+                            row.warn_streak, row.alert_streak, row.clear_streak,
+                            row.last_value, row.last_window_end, row.updated_at)
