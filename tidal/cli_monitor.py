@@ -61,6 +61,11 @@ def monitor(
     elif names is None:
         names = sorted(d.name for d in handle.list_deployments())
     report = [_deployment_report(handle, name) for name in names]
+    if not report and not as_json:
+        display.console.print("no deployments and no prediction log yet: nothing to "
+                              "monitor (tidal deployments set …, then tidal serve)",
+                              highlight=False)
+        return
     if as_json:
         display.print_json({"run": summary, "deployments": report})
         return
