@@ -158,3 +158,46 @@ def _print_report(entry: dict[str, Any]) -> None:
     display.console.print(display.table(title, ["check", "subject", "latest", "level",
                                                  "state", "since", "window end"], rows,
                                         no_wrap=("latest", "since", "window end")))
+
+
+def label(
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet of labels.")],
+    deployment: Annotated[str, typer.Option(
+        "--deployment", "-d", help="The deployment whose predictions these label.")],
+    label_column: Annotated[str, typer.Option("--label-column", help="The label.")] = "label",
+    id_column: Annotated[str, typer.Option(
+        "--id-column", help="Request ids (labels by request).")] = "request_id",
+    row_column: Annotated[str, typer.Option(
+        "--row-column", help="Row within the request (default 0).")] = "row",
+    key_column: Annotated[str, typer.Option(
+        "--key-column", help="Entity keys (labels by key and event time).")] = "key",
+    time_column: Annotated[str, typer.Option(
+        "--time-column", help="Event times: epoch seconds or ISO 8601 (UTC unless "
+        "marked).")] = "event_time",
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add ground-truth labels from a file, matched to predictions by request id (and
+    row) or by entity key and event time. Every row is checked first: one bad row and
+    nothing is added."""
+    from tidal.data.labels_file import read_labels
+
+    handle = _project(project)
+    handle.get_deployment(deployment)  # a NotFoundError names the deployments there are
+    items = read_labels(data, deployment, label_column=label_column, id_column=id_column,
+                        row_column=row_column, key_column=key_column,
+                        time_column=time_column)
+    from tidal.store.feedback import CHUNK
+
+    added = {"added": 0, "superseded": 0}
+    for start in range(0, len(items), CHUNK):
+        result = handle.feedback.add(items[start:start + CHUNK], source="file",
+                                     actor=handle.settings.actor, now=handle.clock.now())
+        added = {key: added[key] + result[key] for key in added}
+    summary = {"file": str(data), "deployment": deployment, **added}
+    if as_json:
+        display.print_json(summary)
+        return
+    display.console.print(f"{added['added']:,} labels added to {deployment} "
+                          f"({added['superseded']:,} replace earlier labels)",
+                          highlight=False)

@@ -23,6 +23,7 @@ from tidal.runtime.native import FLAVOR as NATIVE_FLAVOR
 from tidal.runtime.native import dump_native, load_native
 from tidal.store.database import Database
 from tidal.store.deployments import DeploymentRepository
+from tidal.store.feedback import FeedbackRepository
 from tidal.store.lineage import LineageRepository
 from tidal.store.monitoring import MonitoringRepository
 from tidal.store.records import (
@@ -78,6 +79,10 @@ class Project:
     @cached_property
     def monitoring(self) -> MonitoringRepository:
         return MonitoringRepository(self.db)
+
+    @cached_property
+    def feedback(self) -> FeedbackRepository:
+        return FeedbackRepository(self.db)
 
     def store_exists(self) -> bool:
         """False only when the store is a SQLite file that has not been created yet."""

@@ -194,6 +194,8 @@ class ServeSection(BaseModel):
     #: the latency objective, a bucket of the request-latency histogram
     latency_objective_ms: float = Field(default=25.0, gt=0)
     admin_token_env: str = "TIDAL_ADMIN_TOKEN"
+    #: POST /v1/feedback takes this token (or the admin token); off when neither is set
+    feedback_token_env: str = "TIDAL_FEEDBACK_TOKEN"
     onnx_threads: int = Field(default=1, ge=1)
 
     def log_path(self, project_dir: Path) -> Path:

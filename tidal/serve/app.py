@@ -12,8 +12,10 @@ JSON ``{"error": "..."}``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -24,10 +26,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tidal.core.errors import NotFoundError
+from tidal.core.errors import NotFoundError, ValidationError
 from tidal.serve import inference, protocol
 from tidal.serve.openapi import openapi_document
 from tidal.serve.server import AdminRefused, Server
+from tidal.store.feedback import CHUNK, FeedbackItem, check_item
 
 SERVER_VERSION = "0.1.0"
 JSON = "application/json"
@@ -169,7 +172,51 @@ async def model_ready(request: Request) -> Response:
 
 
 async def v1_feedback(request: Request) -> Response:
-    return _error(501, "feedback is not accepted yet: it arrives with the monitoring issue")
+    """Labels for earlier predictions: one object, a list, or {"deployment", "labels"}."""
+    server = _server(request)
+    server.check_feedback(request.headers.get("authorization"))
+    body = await request.body()
+    if len(body) > server.config.max_body_bytes:
+        return _error(413, f"the body is over the limit of {server.config.max_body_bytes:,} "
+                           "bytes")
+    try:
+        items = feedback_items(orjson.loads(body), list(server.replica.deployments))
+    except orjson.JSONDecodeError as exc:
+        return _error(400, f"the body is not valid JSON: {exc}")
+    except ValidationError as exc:
+        return _error(400, str(exc))
+    unknown = sorted({item.deployment for item in items} - set(server.replica.deployments))
+    if unknown:
+        return _error(404, f"this server has no deployment {', '.join(map(repr, unknown))}")
+    result = {"added": 0, "superseded": 0}
+    for start in range(0, len(items), CHUNK):
+        added = await asyncio.to_thread(
+            server.project.feedback.add, items[start:start + CHUNK], source="api",
+            actor="api", now=time.time())
+        result = {key: result[key] + added[key] for key in result}
+    return _json(result)
+
+
+def feedback_items(document: Any, deployments: list[str]) -> list[FeedbackItem]:
+    """The checked labels of a feedback body (the deployment may be left out when the
+    server has only one)."""
+    default = deployments[0] if len(deployments) == 1 else None
+    if isinstance(document, dict) and "labels" in document:
+        default = document.get("deployment") or default
+        document = document["labels"]
+    elif isinstance(document, dict):
+        document = [document]
+    if not isinstance(document, list) or not document:
+        raise ValidationError("send a label object, a list of them, or "
+                              "{\"deployment\": ..., \"labels\": [...]}")
+    return [check_item(raw, deployment=default, where=f"label {index}")
+            for index, raw in enumerate(document)]
+
+
+async def answered_by_the_dispatcher(request: Request) -> Response:
+    """Never called: :class:`ServingApp` answers these POSTs itself; the routes exist so
+    that other methods get a 405."""
+    return _error(405, f"{request.method} is not allowed on {request.url.path}")
 
 
 async def metrics(request: Request) -> Response:
@@ -249,9 +296,9 @@ def create_app(project: Any) -> ServingApp:
         Route(model, model_metadata), Route(version, model_metadata),
         Route(model + "/ready", model_ready), Route(version + "/ready", model_ready),
         # POSTs are answered by ServingApp; these routes give other methods a 405
-        Route(model + "/infer", v1_feedback, methods=["POST"]),
-        Route(version + "/infer", v1_feedback, methods=["POST"]),
-        Route("/v1/predict", v1_feedback, methods=["POST"]),
+        Route(model + "/infer", answered_by_the_dispatcher, methods=["POST"]),
+        Route(version + "/infer", answered_by_the_dispatcher, methods=["POST"]),
+        Route("/v1/predict", answered_by_the_dispatcher, methods=["POST"]),
         Route("/v1/feedback", v1_feedback, methods=["POST"]),
         Route("/metrics", metrics), Route("/openapi.json", openapi),
         Route("/admin/status", admin_status),

@@ -9,7 +9,7 @@ only the hours they look at. So :func:`compact` turns committed log records into
 
 (UTC hour of the event time; the deployment name percent-encoded, as Hive partitioning
 expects), one row per prediction row: ``request_id, row, event_time, received_at,
-deployment, model, version, route, latency_ms`` then ``in.<input>`` and ``out.<output>``.
+deployment, model, version, route, latency_ms, key`` then ``in.<input>`` and ``out.<output>``.
 Times are ``timestamp[us, UTC]``. Each part has the columns of its own records; values
 missing from a record are null, integer lists (probabilities) become ``list<double>``, and
 a column whose values do not share a type is stored as JSON text. Read the folder with
@@ -73,7 +73,7 @@ LOCK = "_compaction.lock"
 CHECKPOINT_FORMAT = 1
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _FIXED = ("request_id", "row", "event_time", "received_at", "deployment", "model", "version",
-          "route", "latency_ms")
+          "route", "latency_ms", "key")
 
 
 def compact(log_folder: str | Path, into: str | Path, *, delete_compacted: bool = False,
@@ -326,7 +326,7 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
             value = record.get(name)
             fixed[name] += [round(value * 1_000_000) if isinstance(value, int | float)
                             else None] * rows
-        for name in ("deployment", "model", "version", "route", "latency_ms"):
+        for name in ("deployment", "model", "version", "route", "latency_ms", "key"):
             fixed[name] += [record.get(name)] * rows
         for columns, values_by_name in ((inputs, ins), (outputs, outs)):
             for name, values in values_by_name.items():
@@ -351,6 +351,7 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
         "version": pa.array(fixed["version"], pa.int64()),
         "route": pa.array(fixed["route"], pa.string()),
         "latency_ms": pa.array(fixed["latency_ms"], pa.float64()),
+        "key": pa.array(fixed["key"], pa.string()),
     }
     for prefix, columns in (("in.", inputs), ("out.", outputs)):
         for name, values in columns.items():

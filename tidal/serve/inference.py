@@ -32,6 +32,7 @@ log = logging.getLogger("tidal.serve")
 Headers = list[tuple[bytes, bytes]]
 JSON_HEADER = (b"content-type", b"application/json")
 MAX_REQUEST_ID = 128
+MAX_KEY = 256
 MAX_EVENT_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
 
 
@@ -45,7 +46,8 @@ async def v2_infer(server: Server, name: str, version: str | None, headers: dict
     labels = (name, "?", STABLE)
     try:
         deployment = server.replica.get(name)
-        served = server.choose(deployment, headers.get("x-tidal-route-key"), version)
+        key = headers.get("x-tidal-route-key")
+        served = server.choose(deployment, key, version)
         labels = (name, served.version_label, served.role)
         parsed = protocol.parse_request(body, headers.get(protocol.HEADER_LENGTH),
                                         served.input_types)
@@ -60,7 +62,8 @@ async def v2_infer(server: Server, name: str, version: str | None, headers: dict
         outputs = await server.predict(deployment, served,
                                        server.check(served, parsed.columns),
                                        request_id=request_id, event_time=event_time,
-                                       received=received, began=began)
+                                       received=received, began=began,
+                                       key=checked_key(key))
         content, extra = protocol.encode_response(
             model_name=name, model_version=served.version_label, request_id=request_id,
             outputs=outputs, wanted=parsed.outputs, binary=parsed.binary_outputs)
@@ -101,7 +104,8 @@ async def v1_predict(server: Server, name: str | None, headers: dict[str, str],
         event_time = event_time_of(headers.get("x-event-time") or document.get("event_time"),
                                    received)
         outputs = await server.predict(deployment, served, columns, request_id=request_id,
-                                       event_time=event_time, received=received, began=began)
+                                       event_time=event_time, received=received, began=began,
+                                       key=checked_key(key))
         content = orjson.dumps({
             "request_id": request_id, "deployment": deployment.name,
             "model": deployment.model, "version": served.model.version,
@@ -122,6 +126,16 @@ def checked_request_id(value: Any, received: float) -> str:
     if len(text) > MAX_REQUEST_ID or not text.isprintable() or not text.isascii():
         raise InputError(f"a request id must be printable ASCII of at most {MAX_REQUEST_ID} "
                          "characters")
+    return text
+
+
+def checked_key(value: Any) -> str | None:
+    """The request's entity key as logged (labels join on it): short printable text."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if len(text) > MAX_KEY or not text.isprintable():
+        raise InputError(f"a key must be printable text of at most {MAX_KEY} characters")
     return text
 
 

@@ -87,8 +87,13 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "requestBody": _json_body("RecordsRequest"),
                 "responses": {"200": _ok("RecordsResponse", "One prediction per record."),
                               "400": _ERROR, "404": _ERROR, "413": _ERROR}}},
-            "/v1/feedback": {"post": {"summary": "Reserved for labels (monitoring issue)",
-                                      "responses": {"501": _ERROR}}},
+            "/v1/feedback": {"post": {
+                "summary": "Labels for earlier predictions (feedback or admin token)",
+                "security": [{"bearer": []}],
+                "requestBody": _json_body("FeedbackRequest"),
+                "responses": {"200": _ok("FeedbackResponse", "Labels stored."),
+                              "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
+                              "413": _ERROR}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
                 "200": {"description": "Exposition format",
                         "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -104,6 +109,24 @@ def openapi_document(version: str) -> dict[str, Any]:
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
+                "FeedbackLabel": {"type": "object", "required": ["label"], "properties": {
+                    "deployment": {"type": "string"},
+                    "request_id": {"type": "string", "maxLength": 128},
+                    "row": {"type": "integer", "minimum": 0},
+                    "key": {"type": "string", "maxLength": 256},
+                    "event_time": {"type": "number", "description": "epoch seconds"},
+                    "label": {"type": ["number", "string", "boolean"]}},
+                    "description": "By request_id (and row), or by key and event_time"},
+                "FeedbackRequest": {"oneOf": [
+                    {"$ref": "#/components/schemas/FeedbackLabel"},
+                    {"type": "array", "items": {"$ref": "#/components/schemas/FeedbackLabel"}},
+                    {"type": "object", "required": ["labels"], "properties": {
+                        "deployment": {"type": "string"},
+                        "labels": {"type": "array", "items": {
+                            "$ref": "#/components/schemas/FeedbackLabel"}}}}]},
+                "FeedbackResponse": {"type": "object", "properties": {
+                    "added": {"type": "integer"}, "superseded": {"type": "integer",
+                    "description": "new labels for predictions that had one already"}}},
                 "Error": {"type": "object", "required": ["error"],
                           "properties": {"error": {"type": "string"}}},
                 "Status": {"type": "object"},

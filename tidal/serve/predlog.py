@@ -109,6 +109,7 @@ class PredictionRecord:
     outputs: dict[str, Any]    # output name -> values (probabilities: rows of class values)
     latency_ms: float
     received_at: float         # epoch seconds when the server received it
+    key: str | None = None     # the entity key the request was routed by (labels join on it)
 
 
 _RECORD_FIELDS = frozenset(f.name for f in fields(PredictionRecord))

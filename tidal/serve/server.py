@@ -50,6 +50,7 @@ class Server:
                                  durability=self.config.durability,
                                  flush_interval=self.config.flush_interval)
         self.admin_token = os.environ.get(self.config.admin_token_env) or None
+        self.feedback_token = os.environ.get(self.config.feedback_token_env) or None
         self._poller: asyncio.Task[None] | None = None
         self._shadows: set[asyncio.Task[None]] = set()
 
@@ -81,14 +82,15 @@ class Server:
 
     async def predict(self, deployment: Deployment, served: Served,
                       checked: dict[str, np.ndarray], *, request_id: str, event_time: float,
-                      received: float, began: float) -> dict[str, np.ndarray]:
+                      received: float, began: float, key: str | None = None
+                      ) -> dict[str, np.ndarray]:
         """Batch, predict, log, mirror to the shadow; returns the outputs. ``checked`` comes
         from :meth:`check` (or :func:`~tidal.runtime.inputs.columns_from_records`)."""
         rows = len(next(iter(checked.values())))
         outputs = await served.batcher.submit(checked, rows)
         record = make_record(deployment, served, checked, outputs, request_id=request_id,
                              event_time=event_time, received=received,
-                             latency_ms=(time.perf_counter() - began) * 1000)
+                             latency_ms=(time.perf_counter() - began) * 1000, key=key)
         if deployment.shadow is not None and served.role != SHADOW:
             task = asyncio.create_task(self._shadow(deployment, served, checked, rows, record))
             self._shadows.add(task)
@@ -118,7 +120,7 @@ class Server:
         self.log.write_nowait([make_record(
             deployment, shadow, checked, outputs, request_id=primary.request_id,
             event_time=primary.event_time, received=primary.received_at,
-            latency_ms=(time.perf_counter() - began) * 1000)])
+            latency_ms=(time.perf_counter() - began) * 1000, key=primary.key)])
 
     def choose(self, deployment: Deployment, key: str | None,
                version: str | None = None) -> Served:
@@ -139,19 +141,36 @@ class Server:
         if self.admin_token is None:
             raise AdminRefused(f"admin endpoints are disabled: set "
                                f"{self.config.admin_token_env} for the server", 403)
-        given = authorization or ""
-        token = given[7:] if given[:7].lower() == "bearer " else ""
-        if not hmac.compare_digest(token.encode(), self.admin_token.encode()):
-            raise AdminRefused("admin endpoints need 'Authorization: Bearer <token>'", 401)
+        _check_bearer(authorization, [self.admin_token], "admin endpoints")
+
+    def check_feedback(self, authorization: str | None) -> None:
+        """Refuse a label without the feedback token or the admin token: labels become
+        training data, so writing them is not open to anyone who can reach the port."""
+        tokens = [t for t in (self.feedback_token, self.admin_token) if t]
+        if not tokens:
+            raise AdminRefused(f"feedback is disabled: set {self.config.feedback_token_env} "
+                               f"(or {self.config.admin_token_env}) for the server", 403)
+        _check_bearer(authorization, tokens, "/v1/feedback")
+
+
+def _check_bearer(authorization: str | None, tokens: list[str], what: str) -> None:
+    given = authorization or ""
+    token = given[7:] if given[:7].lower() == "bearer " else ""
+    matched = False
+    for expected in tokens:  # every token compared, in constant time each
+        matched |= hmac.compare_digest(token.encode(), expected.encode())
+    if not matched:
+        raise AdminRefused(f"{what} need 'Authorization: Bearer <token>'", 401)
 
 
 def make_record(deployment: Deployment, served: Served, columns: dict[str, np.ndarray],
                 outputs: dict[str, np.ndarray], *, request_id: str, event_time: float,
-                received: float, latency_ms: float) -> PredictionRecord:
+                received: float, latency_ms: float, key: str | None = None
+                ) -> PredictionRecord:
     """The prediction record of one request. The columns stay numpy arrays: orjson writes
     them without making a Python object per value (NaN becomes null, i.e. missing)."""
     return PredictionRecord(
         request_id=request_id, event_time=event_time, deployment=deployment.name,
         model=deployment.model, version=served.model.version, route=served.role,
         inputs=columns, outputs=outputs,  # type: ignore[arg-type]
-        latency_ms=latency_ms, received_at=received)
+        latency_ms=latency_ms, received_at=received, key=key)

@@ -388,3 +388,29 @@ class AlertState(Base):
     last_value: Mapped[float | None] = mapped_column(Double)
     last_window_end: Mapped[float] = mapped_column(Double)
     updated_at: Mapped[float] = mapped_column(Double)
+
+
+class Feedback(Base):
+    """A ground-truth label for a prediction, by request id (and row) or by entity key and
+    event time. Rows are only inserted: a later label for the same prediction supersedes
+    an earlier one when predictions are joined (the later wins, and both are kept)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        Index("ix_feedback_request", "deployment", "request_id", "row"),
+        Index("ix_feedback_key", "deployment", "entity_key", "event_time"),
+        Index("ix_feedback_received", "deployment", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    row: Mapped[int] = mapped_column(Integer)
+    entity_key: Mapped[str | None] = mapped_column(String(256))
+    event_time: Mapped[float | None] = mapped_column(Double)
+    #: the label as JSON (a class, a number)
+    label: Mapped[Any] = mapped_column(JsonType)
+    #: api, file or review
+    source: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(256))
+    received_at: Mapped[float] = mapped_column(Double)

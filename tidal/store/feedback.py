@@ -1,0 +1,184 @@
+"""Feedback: ground-truth labels for predictions, as they arrive (often long after).
+
+A label names its prediction either by **request id** (and the row within the request,
+0 for single-row requests) or by **entity key and event time** (the key a request was
+routed by, ``X-Tidal-Route-Key`` or the records' ``key``). Labels are only ever inserted:
+a second label for the same prediction is kept beside the first, and the join
+with the predictions takes the later one, so a correction wins and the history
+of what was said stays. :meth:`FeedbackRepository.add` reports how many of the new labels
+superseded an earlier one. A label for a prediction that does not exist (yet) is stored
+all the same: the join reports it as unmatched, and it matches if the prediction shows up.
+
+:func:`check_item` is the one validation of a label item, used by the HTTP endpoint and
+by ``tidal label`` alike: every problem names the field (and the item's position).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from tidal.core.errors import ValidationError
+
+from .database import Database
+from .models import Feedback
+
+SOURCES = ("api", "file", "review")
+MAX_REQUEST_ID = 128
+MAX_KEY = 256
+MAX_LABEL_TEXT = 1_000
+#: one call adds at most this many labels (a file is added in chunks of it)
+CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    deployment: str
+    label: Any
+    request_id: str | None = None
+    row: int = 0
+    entity_key: str | None = None
+    event_time: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    id: int
+    deployment: str
+    request_id: str | None
+    row: int
+    entity_key: str | None
+    event_time: float | None
+    label: Any
+    source: str
+    actor: str | None
+    received_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_item(raw: Any, *, deployment: str | None = None, where: str = "") -> FeedbackItem:
+    """A validated :class:`FeedbackItem` from a JSON-like mapping (ValidationError)."""
+    at = f"{where}: " if where else ""
+    if not isinstance(raw, Mapping):
+        raise ValidationError(f"{at}a label is an object such as "
+                              "{\"request_id\": \"...\", \"label\": 1}")
+    unknown = set(raw) - {"deployment", "label", "request_id", "row", "key", "event_time"}
+    if unknown:
+        raise ValidationError(f"{at}unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    name = raw.get("deployment") or deployment
+    if not isinstance(name, str) or not name:
+        raise ValidationError(f"{at}'deployment' is missing")
+    label = raw.get("label")
+    if label is None or isinstance(label, dict | list) or (
+            isinstance(label, float) and not math.isfinite(label)):
+        raise ValidationError(f"{at}'label' must be a number, a text or a boolean")
+    if isinstance(label, str) and len(label) > MAX_LABEL_TEXT:
+        raise ValidationError(f"{at}'label' is longer than {MAX_LABEL_TEXT} characters")
+    request_id, key = raw.get("request_id"), raw.get("key")
+    if (request_id is None) == (key is None):
+        raise ValidationError(f"{at}give either 'request_id' or 'key' with 'event_time'")
+    row = raw.get("row", 0)
+    if isinstance(row, bool) or not isinstance(row, int) or row < 0:
+        raise ValidationError(f"{at}'row' must be a whole number from 0")
+    if request_id is not None:
+        _text(at, "request_id", request_id, MAX_REQUEST_ID)
+        return FeedbackItem(name, label, request_id=request_id, row=row)
+    _text(at, "key", key, MAX_KEY)
+    when = raw.get("event_time")
+    if isinstance(when, bool) or not isinstance(when, int | float) or not math.isfinite(when):
+        raise ValidationError(f"{at}'event_time' (epoch seconds) is needed with 'key'")
+    return FeedbackItem(name, label, row=row, entity_key=key, event_time=float(when))
+
+
+def _text(at: str, field: str, value: Any, limit: int) -> None:
+    if not isinstance(value, str) or not value or len(value) > limit \
+            or not value.isprintable():
+        raise ValidationError(f"{at}'{field}' must be printable text of 1 to {limit} "
+                              "characters")
+
+
+class FeedbackRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, items: Sequence[FeedbackItem], *, source: str, actor: str | None,
+            now: float) -> dict[str, int]:
+        """Store labels (all or none); returns ``{"added", "superseded"}``, superseded
+        counting the new labels for predictions that already had one."""
+        if source not in SOURCES:
+            raise ValidationError(f"unknown feedback source {source!r}")
+        if len(items) > CHUNK:
+            raise ValidationError(f"at most {CHUNK:,} labels per call, got {len(items):,}")
+
+        def write(session: Session) -> dict[str, int]:
+            superseded = _already_labelled(session, items)
+            session.add_all(Feedback(
+                deployment=i.deployment, request_id=i.request_id, row=i.row,
+                entity_key=i.entity_key, event_time=i.event_time, label=i.label,
+                source=source, actor=actor, received_at=now) for i in items)
+            return {"added": len(items), "superseded": superseded}
+
+        return self.db.transact(write) if items else {"added": 0, "superseded": 0}
+
+    def since(self, deployment: str, after_id: int = 0, *,
+              limit: int = 100_000) -> list[FeedbackRecord]:
+        """Labels of ``deployment`` added after ``after_id``, oldest first."""
+        query = (select(Feedback).where(Feedback.deployment == deployment,
+                                        Feedback.id > after_id)
+                 .order_by(Feedback.id).limit(limit))
+        with self.db.read() as session:
+            return [_record(row) for row in session.scalars(query)]
+
+    def count(self, deployment: str) -> int:
+        with self.db.read() as session:
+            return session.scalar(select(func.count()).select_from(Feedback).where(
+                Feedback.deployment == deployment)) or 0
+
+
+def _already_labelled(session: Session, items: Sequence[FeedbackItem]) -> int:
+    """How many of ``items`` name a prediction that has a label (stored, or earlier in
+    ``items``)."""
+    by_request = {(i.deployment, i.request_id, i.row) for i in items if i.request_id}
+    by_key = {(i.deployment, i.entity_key, i.event_time) for i in items if i.entity_key}
+    stored: set[tuple[Any, ...]] = set()
+    for chunk in _chunks(sorted(by_request, key=str), 500):
+        stored |= _existing(session, (Feedback.deployment, Feedback.request_id, Feedback.row),
+                            [and_(Feedback.deployment == d, Feedback.request_id == r,
+                                  Feedback.row == n) for d, r, n in chunk])
+    for chunk in _chunks(sorted(by_key, key=str), 500):
+        stored |= _existing(session, (Feedback.deployment, Feedback.entity_key,
+                                      Feedback.event_time),
+                            [and_(Feedback.deployment == d, Feedback.entity_key == k,
+                                  Feedback.event_time == t) for d, k, t in chunk])
+    seen = set(stored)
+    superseded = 0
+    for item in items:
+        identity = (item.deployment, item.request_id, item.row) if item.request_id else \
+            (item.deployment, item.entity_key, item.event_time)
+        superseded += identity in seen
+        seen.add(identity)
+    return superseded
+
+
+def _existing(session: Session, columns: tuple[Any, ...], conditions: list[Any]
+              ) -> set[tuple[Any, ...]]:
+    return {tuple(row) for row in session.execute(select(*columns).where(or_(*conditions)))}
+
+
+def _chunks(values: list[Any], size: int) -> list[list[Any]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
+
+def _record(row: Feedback) -> FeedbackRecord:
+    return FeedbackRecord(row.id, row.deployment, row.request_id, row.row, row.entity_key,
+                          row.event_time, row.label, row.source, row.actor, row.received_at)
