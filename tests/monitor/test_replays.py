@@ -31,6 +31,7 @@ from tidal.core.clock import ManualClock
 from tidal.monitor.job import Monitor
 from tidal.monitor.reference import set_reference
 from tidal.runtime.loaded import load_version
+from tidal.store.feedback import FeedbackItem
 from tidal.train.standard import run_standard
 
 SHIFT_ROW = 17_424
@@ -47,7 +48,7 @@ def elec2_trained(tmp_path_factory) -> Path:
     (folder / "tidal.toml").write_text(
         '[data]\ntarget = "target"\n'
         '[pipeline]\nsource = "train.csv"\nmodel = "elec2"\ncandidates = ["linear"]\n'
-        '[monitor]\nwindow = "1d"\nlateness = 0\nmin_rows = 40\n')
+        '[monitor]\nwindow = "1d"\nlateness = 0\nmin_rows = 40\nlabel_delay = "1d"\n')
     with tidal.Project(folder) as project:
         run_standard(project, executor="inline", progress=False)
         project.set_deployment("elec2", "elec2@champion")
@@ -222,3 +223,78 @@ def test_tidal_monitor_reference_sets_the_reference_from_a_file(elec2_project):
                             "--json").stdout)
     assert out["version"] == "elec2:1" and out["rows"] == SHIFT_ROW
     assert {"in.feat_4", "out.label", "out.score", "target"} <= set(out["columns"])
+
+
+# -- labelled quality ------------------------------------------------------------------------
+
+def _logged_requests(folder: Path) -> list:
+    from tidal.serve.predlog import read_log
+
+    with tidal.Project(folder) as project:
+        return sorted(read_log(project.settings.serve.log_path(folder)),
+                      key=lambda r: r.event_time)
+
+
+def test_late_labels_give_quality_per_window_and_corrections_update_it(elec2_project):
+    first, days = SHIFT_ROW - 3 * 48, 4
+    _replay_elec2(elec2_project, range(first, first + days * 48))
+    records = _logged_requests(elec2_project)  # one request per row, in row order
+    truth = elec2()["target"].to_numpy()[first:first + days * 48]
+    start = float(elec2_time([first])[0])
+    clock = ManualClock(start + days * DAY)
+    with tidal.Project(elec2_project, clock=clock) as project, \
+            Monitor(project, sinks=[]) as monitor:
+        assert len(monitor.run().deployments[0].windows) == days
+        monitor.run()
+        assert project.monitoring.series("elec2", "labelled", "") == []  # no label yet
+        # labels for the first three days arrive (day 3's window is not due: its end is
+        # less than the label delay ago)
+        project.feedback.add([FeedbackItem("elec2", int(truth[i]), request_id=r.request_id)
+                              for i, r in enumerate(records[:3 * 48])],
+                             source="file", actor="t", now=clock.now())
+        monitor.run()
+        assert len(project.monitoring.series("elec2", "labelled", "")) == 3
+        clock.advance(DAY)  # now day 3 is due too, without labels
+        monitor.run()
+        accuracy = project.monitoring.series("elec2", "quality", "accuracy")
+        labelled = project.monitoring.series("elec2", "labelled", "")
+        assert [p.value for p in labelled] == [1.0, 1.0, 1.0, 0.0]
+        assert len(accuracy) == 3  # the unlabelled day is not judged
+        predicted = np.array([int(r.outputs["label"][0]) for r in records])
+        for day, point in enumerate(accuracy):
+            rows = slice(day * 48, (day + 1) * 48)
+            assert point.value == pytest.approx(np.mean(predicted[rows] == truth[rows]))
+        drop = project.monitoring.series("elec2", "quality_drop", "accuracy")
+        test_accuracy = project.model_version("elec2@champion").metrics["overall"]["accuracy"]
+        assert drop[0].value == pytest.approx((test_accuracy - accuracy[0].value)
+                                              / test_accuracy)
+        events_before = len(_events(project))
+        # corrections for day 0 (every label flipped) and the late labels of day 3
+        project.feedback.add([FeedbackItem("elec2", 1 - int(truth[i]),
+                                           request_id=records[i].request_id)
+                              for i in range(48)], source="review", actor="t",
+                             now=clock.now())
+        project.feedback.add([FeedbackItem("elec2", int(truth[i]),
+                                           request_id=records[i].request_id)
+                              for i in range(3 * 48, 4 * 48)], source="file", actor="t",
+                             now=clock.now())
+        monitor.run()
+        updated = project.monitoring.series("elec2", "quality", "accuracy")
+        assert len(updated) == 4
+        assert updated[0].value == pytest.approx(1 - accuracy[0].value)  # the later wins
+        assert updated[1].value == accuracy[1].value
+        corrected = project.monitoring.series("elec2", "labelled", "")[0]
+        assert corrected.details["corrected"] == 48
+        # a rewritten window does not move the alert states again; the newly judged
+        # day 3 may
+        moved = [e for e in _events(project)[events_before:]
+                 if e.payload and e.payload.get("window_end") != start + 4 * DAY]
+        assert moved == []
+        # past the horizon, labels change nothing any more
+        clock.advance(8 * DAY)
+        project.feedback.add([FeedbackItem("elec2", int(truth[0]),
+                                           request_id=records[0].request_id)],
+                             source="file", actor="t", now=clock.now())
+        monitor.run()
+        assert project.monitoring.series("elec2", "quality", "accuracy")[0].value == \
+            updated[0].value

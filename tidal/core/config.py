@@ -280,8 +280,12 @@ class MonitorSection(BaseModel):
     #: how long after a window's end its records may still arrive; it is computed once
     #: the clock has passed end + lateness, and never again
     lateness: Duration = 60.0
-    #: windows with fewer prediction rows are stored but not judged
+    #: windows with fewer prediction rows (or labelled rows) are stored but not judged
     min_rows: int = Field(default=100, ge=1)
+    #: labelled quality of a window is first judged this long after its end
+    label_delay: Duration = 86400.0
+    #: until this long after its end, a window's quality is updated by late labels
+    label_horizon: Duration = 7 * 86400.0
     #: where the prediction log is compacted (default: the log folder + "-parquet")
     compacted_folder: str | None = None
     alerts: list[AlertRuleSection] = []

@@ -23,11 +23,12 @@ how long the job waits for them. Windows without rows are skipped, not stored.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import math
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -43,6 +44,7 @@ from tidal.data.profiles import profile
 from tidal.monitor.alerts import DEFAULT_RULES, Rule, Rules, evaluate
 from tidal.monitor.checks import Measured, WindowData, compute
 from tidal.monitor.outputs import outputs_of_table
+from tidal.monitor.quality import join, measure, prediction_index, read_index
 from tidal.monitor.reference import Reference, reference_for
 from tidal.monitor.sinks import LogSink, WebhookSink
 from tidal.serve.compaction import compact
@@ -192,7 +194,47 @@ class Monitor:
                     sink.send(change)
             if on_window is not None:
                 on_window(deployment, record)
+        result.changes += self.run_quality(deployment, now)
         return result
+
+    def run_quality(self, deployment: str, now: float) -> list[StateChange]:
+        """Join the labels to the windows whose quality is due (see
+        :mod:`tidal.monitor.quality`); returns the alert state changes."""
+        latest = self.project.feedback.latest_id(deployment)
+        if latest == 0:
+            return []
+        changes: list[StateChange] = []
+        for window in self.project.monitoring.quality_due(
+                deployment, ready_before=now - self.config.label_delay,
+                horizon_start=now - self.config.label_horizon, latest_label=latest):
+            assert window.predictions_sha256 is not None
+            index = read_index(self.project.artifacts.get_bytes(window.predictions_sha256))
+            keys = index.column("key").drop_null().to_pylist() \
+                if "key" in index.column_names else []
+            by_request, by_key, replaced = self.project.feedback.labels_for(
+                deployment, index.column("request_id").drop_null().to_pylist(), keys)
+            labels = join(index, by_request, by_key)
+            version = self._version(self._model_of(deployment), window.version)
+            signature = (version.signature if version else None) or {}
+            measured = measure(index, labels, task=signature.get("task"),
+                               classes=signature.get("classes"),
+                               reference=version.metrics if version else None,
+                               min_rows=self.config.min_rows)
+            points = [self._point(deployment, window.start, window.end, m) for m in measured]
+            if replaced:
+                points = [replace(p, details={**(p.details or {}), "corrected": replaced})
+                          if p.check == "labelled" else p for p in points]
+            stamp = self.clock.now()
+            changes += self.project.monitoring.record_quality(
+                window, points, functools.partial(evaluate, rules=self.rules, now=stamp),
+                cursor=latest, now=stamp, actor="monitor")
+        return changes
+
+    def _model_of(self, deployment: str) -> str | None:
+        try:
+            return self.project.get_deployment(deployment).model
+        except NotFoundError:
+            return None
 
     # -- one window ----------------------------------------------------------------------
     def _window(self, deployment: str, start: float, end: float, table: pa.Table
@@ -213,11 +255,12 @@ class Monitor:
             registered_at=version_record.created_at if version_record else None,
             min_rows=self.config.min_rows)
         stored = self.project.artifacts.put_bytes(window_profile.to_bytes())
+        index = self.project.artifacts.put_bytes(prediction_index(table))
         points = [self._point(deployment, start, end, m) for m in measured]
         now = self.clock.now()
         return self.project.monitoring.record_window(
             NewWindow(deployment, start, end, frame.num_rows, requests, version,
-                      stored.sha256), points,
+                      stored.sha256, index.sha256), points,
             lambda pts, before: evaluate(pts, before, self.rules, now=now),
             now=now, actor="monitor")
 

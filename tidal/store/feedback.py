@@ -139,6 +139,37 @@ class FeedbackRepository:
         with self.db.read() as session:
             return [_record(row) for row in session.scalars(query)]
 
+    def latest_id(self, deployment: str) -> int:
+        """The newest label's id for ``deployment`` (0: none yet)."""
+        with self.db.read() as session:
+            return session.scalar(select(func.max(Feedback.id)).where(
+                Feedback.deployment == deployment)) or 0
+
+    def labels_for(self, deployment: str, request_ids: Sequence[str] = (),
+                   keys: Sequence[str] = ()) -> tuple[dict[tuple[str, int], Any],
+                                                      dict[tuple[str, float], Any], int]:
+        """The latest label per (request id, row) among ``request_ids`` and per
+        (key, event time) among ``keys``, and how many earlier labels they replaced."""
+        by_request: dict[tuple[str, int], tuple[int, Any]] = {}
+        by_key: dict[tuple[str, float], tuple[int, Any]] = {}
+        replaced = 0
+        with self.db.read() as session:
+            for chunk in _chunks(sorted(set(request_ids)), 500):
+                for id_, request_id, row, label in session.execute(
+                        select(Feedback.id, Feedback.request_id, Feedback.row, Feedback.label)
+                        .where(Feedback.deployment == deployment,
+                               Feedback.request_id.in_(chunk))):
+                    replaced += _keep_latest(by_request, (request_id, row), id_, label)
+            for chunk in _chunks(sorted(set(keys)), 500):
+                for id_, key, when, label in session.execute(
+                        select(Feedback.id, Feedback.entity_key, Feedback.event_time,
+                               Feedback.label)
+                        .where(Feedback.deployment == deployment,
+                               Feedback.entity_key.in_(chunk))):
+                    replaced += _keep_latest(by_key, (key, when), id_, label)
+        return ({k: v[1] for k, v in by_request.items()},
+                {k: v[1] for k, v in by_key.items()}, replaced)
+
     def count(self, deployment: str) -> int:
         with self.db.read() as session:
             return session.scalar(select(func.count()).select_from(Feedback).where(
@@ -168,6 +199,17 @@ def _already_labelled(session: Session, items: Sequence[FeedbackItem]) -> int:
         superseded += identity in seen
         seen.add(identity)
     return superseded
+
+
+def _keep_latest(found: dict[Any, tuple[int, Any]], identity: Any, id_: int, label: Any) -> int:
+    """Keep the label with the larger id; 1 when this one met another (a correction)."""
+    seen = found.get(identity)
+    if seen is None:
+        found[identity] = (id_, label)
+        return 0
+    if id_ > seen[0]:
+        found[identity] = (id_, label)
+    return 1
 
 
 def _existing(session: Session, columns: tuple[Any, ...], conditions: list[Any]

@@ -345,6 +345,11 @@ class MonitorWindow(Base):
     version: Mapped[int | None] = mapped_column(Integer)
     profile_sha256: Mapped[str | None] = mapped_column(Sha256)
     computed_at: Mapped[float] = mapped_column(Double)
+    #: the window's predictions in brief (ids, keys, outputs), joined with labels later
+    predictions_sha256: Mapped[str | None] = mapped_column(Sha256)
+    #: when labelled quality was first judged, and the feedback id joined up to
+    quality_at: Mapped[float | None] = mapped_column(Double)
+    quality_cursor: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class CheckValue(Base):

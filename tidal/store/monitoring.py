@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,9 @@ class WindowRecord:
     version: int | None
     profile_sha256: str | None
     computed_at: float
+    predictions_sha256: str | None = None
+    quality_at: float | None = None
+    quality_cursor: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +99,7 @@ class NewWindow:
     requests: int
     version: int | None
     profile_sha256: str | None
+    predictions_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,39 +159,71 @@ class MonitoringRepository:
             row = MonitorWindow(
                 deployment=window.deployment, start=window.start, end=window.end,
                 rows=window.rows, requests=window.requests, version=window.version,
-                profile_sha256=window.profile_sha256, computed_at=now)
+                profile_sha256=window.profile_sha256, computed_at=now,
+                predictions_sha256=window.predictions_sha256)
             session.add(row)
             session.flush()
             session.add_all(CheckValue(
                 window_id=row.id, deployment=p.deployment, check=p.check, subject=p.subject,
                 window_start=p.window_start, window_end=p.window_end, value=p.value,
                 level=p.level, details=p.details) for p in points)
-            stored = {(s.check, s.subject): s for s in session.scalars(
-                select(AlertState).where(AlertState.deployment == window.deployment))}
-            before = {key: _state_record(s) for key, s in stored.items()}
-            after, changes = evaluate(points, before)
-            for state in after:
-                target = stored.get((state.check, state.subject))
-                if target is None:
-                    target = AlertState(deployment=state.deployment, check=state.check,
-                                        subject=state.subject)
-                    session.add(target)
-                for name, value in state.to_dict().items():
-                    setattr(target, name, value)
-            for change in changes:
-                s = change.state
-                record_event(session, at=now, kind=f"monitor.{s.state}",
-                             entity_type="deployment", entity_id=s.deployment, actor=actor,
-                             reason=change.reason,
-                             payload={"check": s.check, "subject": s.subject,
-                                      "previous": change.previous, "state": s.state,
-                                      "value": s.last_value, "window_end": s.last_window_end})
+            changes = _move_states(session, window.deployment, points, evaluate, now=now,
+                                   actor=actor)
             return _window_record(row), changes
 
         try:
             return self.db.transact(write)
         except IntegrityError:
             return None  # another monitor wrote this window first
+
+    def quality_due(self, deployment: str, *, ready_before: float, horizon_start: float,
+                    latest_label: int, limit: int = 10_000) -> list[WindowRecord]:
+        """Windows whose labelled quality is due: never judged and ended before
+        ``ready_before``, or judged, ended after ``horizon_start`` and with labels newer
+        than those joined (``latest_label``: the deployment's newest feedback id)."""
+        query = select(MonitorWindow).where(
+            MonitorWindow.deployment == deployment,
+            MonitorWindow.predictions_sha256.is_not(None),
+            MonitorWindow.end <= ready_before,
+            or_(MonitorWindow.quality_at.is_(None),
+                and_(MonitorWindow.end > horizon_start,
+                     MonitorWindow.quality_cursor < latest_label)))
+        with self.db.read() as session:
+            return [_window_record(w) for w in session.scalars(
+                query.order_by(MonitorWindow.end).limit(limit))]
+
+    def record_quality(self, window: WindowRecord, points: Sequence[CheckPoint],
+                       evaluate: Evaluate | None, *, cursor: int, now: float,
+                       actor: str | None) -> list[StateChange]:
+        """Write (or rewrite) a window's labelled-quality points; the alert states move
+        only the first time (``evaluate``), so a late label never counts a window twice."""
+        def write(session: Session) -> list[StateChange]:
+            row = session.get(MonitorWindow, window.id)
+            if row is None:
+                return []
+            first = row.quality_at is None
+            existing = {(v.check, v.subject): v for v in session.scalars(
+                select(CheckValue).where(CheckValue.window_id == window.id,
+                                         CheckValue.check.in_({p.check for p in points})))}
+            for p in points:
+                value = existing.get((p.check, p.subject))
+                if value is None:
+                    session.add(CheckValue(
+                        window_id=window.id, deployment=p.deployment, check=p.check,
+                        subject=p.subject, window_start=p.window_start,
+                        window_end=p.window_end, value=p.value, level=p.level,
+                        details=p.details))
+                else:
+                    value.value, value.level, value.details = p.value, p.level, p.details
+            if first:
+                row.quality_at = now
+            row.quality_cursor = cursor
+            if not first or evaluate is None:
+                return []
+            return _move_states(session, window.deployment, points, evaluate, now=now,
+                                actor=actor)
+
+        return self.db.transact(write)
 
     def windows(self, deployment: str, *, since: float | None = None,
                 until: float | None = None, limit: int = 10_000) -> list[WindowRecord]:
@@ -240,9 +276,36 @@ class MonitoringRepository:
                                               s.subject))
 
 
+def _move_states(session: Session, deployment: str, points: Sequence[CheckPoint],
+                 evaluate: Evaluate, *, now: float, actor: str | None) -> list[StateChange]:
+    """Read the deployment's alert states, let ``evaluate`` move them, write them back,
+    and record an event per change."""
+    stored = {(s.check, s.subject): s for s in session.scalars(
+        select(AlertState).where(AlertState.deployment == deployment))}
+    before = {key: _state_record(s) for key, s in stored.items()}
+    after, changes = evaluate(points, before)
+    for state in after:
+        target = stored.get((state.check, state.subject))
+        if target is None:
+            target = AlertState(deployment=state.deployment, check=state.check,
+                                subject=state.subject)
+            session.add(target)
+        for name, value in state.to_dict().items():
+            setattr(target, name, value)
+    for change in changes:
+        s = change.state
+        record_event(session, at=now, kind=f"monitor.{s.state}", entity_type="deployment",
+                     entity_id=s.deployment, actor=actor, reason=change.reason,
+                     payload={"check": s.check, "subject": s.subject,
+                              "previous": change.previous, "state": s.state,
+                              "value": s.last_value, "window_end": s.last_window_end})
+    return changes
+
+
 def _window_record(row: MonitorWindow) -> WindowRecord:
     return WindowRecord(row.id, row.deployment, row.start, row.end, row.rows, row.requests,
-                        row.version, row.profile_sha256, row.computed_at)
+                        row.version, row.profile_sha256, row.computed_at,
+                        row.predictions_sha256, row.quality_at, row.quality_cursor)
 
 
 def _point(row: CheckValue) -> CheckPoint:

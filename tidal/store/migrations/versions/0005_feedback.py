@@ -1,4 +1,4 @@
-"""feedback
+"""feedback: labels for predictions, and the labelled-quality state of windows
 
 Revision ID: 0005
 Revises: 0004
@@ -18,6 +18,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("monitor_windows", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("predictions_sha256", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("quality_at", sa.Double(), nullable=True))
+        batch_op.add_column(sa.Column("quality_cursor", sa.BigInteger(), nullable=True))
+
     op.create_table(
         "feedback",
         sa.Column(
@@ -52,6 +57,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("monitor_windows", schema=None) as batch_op:
+        batch_op.drop_column("quality_cursor")
+        batch_op.drop_column("quality_at")
+        batch_op.drop_column("predictions_sha256")
     with op.batch_alter_table("feedback", schema=None) as batch_op:
         batch_op.drop_index("ix_feedback_request")
         batch_op.drop_index("ix_feedback_received")

@@ -1,0 +1,166 @@
+"""Labelled quality per window: predictions joined with the labels that came back.
+
+Labels arrive late (a day, a month), so quality cannot be judged when a window closes.
+When the window job computes a window it also stores the window's predictions in brief
+(:func:`prediction_index`: request id, row, key, event time and the outputs) as a small
+Parquet artifact; the labels are joined to that later, never to the prediction log:
+
+- a window's quality is first judged once the clock passes its end plus ``[monitor]
+  label_delay``; its points then go through the alert rules like any check;
+- until ``label_horizon`` after its end, a window is joined again whenever new labels
+  arrived for the deployment (late labels, corrections: the later label wins), and its
+  values are rewritten; the alert states are not moved again (a window counts once).
+
+A label matches a prediction by (request id, row), else by (entity key, event time),
+exactly. Checks (subject: the metric):
+
+- ``quality`` — accuracy, log loss and, for two classes, AUC; MAE and RMSE for
+  regression; over the window's labelled rows;
+- ``quality_drop`` — for the version's own metric (the one its gate used), how much worse
+  than on its test set, relatively: 0.1 is 10 % worse (accuracy 0.85 → 0.765);
+- ``labelled`` — the share of the window's rows that have a label.
+
+AUC is computed from ranks (the Mann-Whitney statistic, with SciPy's ``rankdata``)
+rather than by importing scikit-learn into the monitor for one function.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.stats import rankdata
+
+from tidal.monitor.checks import Measured
+from tidal.monitor.outputs import probability_matrix
+
+#: the columns of a window's prediction index (those the window has)
+INDEX_COLUMNS = ("request_id", "row", "key", "event_time", "out.label", "out.probabilities",
+                 "out.prediction")
+#: metrics where larger is better (the others are errors)
+HIGHER_IS_BETTER = {"accuracy", "auc", "roc_auc", "f1", "r2"}
+_EPSILON = 1e-15
+
+
+def prediction_index(table: pa.Table) -> bytes:
+    """The window's predictions in brief, as Parquet bytes."""
+    columns = [name for name in INDEX_COLUMNS if name in table.column_names]
+    sink = io.BytesIO()
+    pq.write_table(table.select(columns), sink, compression="zstd")
+    return sink.getvalue()
+
+
+def read_index(data: bytes) -> pa.Table:
+    return pq.read_table(pa.BufferReader(data))
+
+
+def join(index: pa.Table, by_request: dict[tuple[str, int], Any],
+         by_key: dict[tuple[str, float], Any]) -> list[Any]:
+    """The label of each indexed prediction (None where there is none)."""
+    ids = index.column("request_id").to_pylist()
+    rows = index.column("row").to_pylist() if "row" in index.column_names else [0] * len(ids)
+    keys = index.column("key").to_pylist() if "key" in index.column_names else [None] * len(ids)
+    times = [None] * len(ids)
+    if "event_time" in index.column_names:
+        micros = index.column("event_time").cast(pa.int64()).to_pylist()
+        times = [None if m is None else m / 1e6 for m in micros]
+    labels = []
+    for request_id, row, key, when in zip(ids, rows, keys, times, strict=True):
+        label = by_request.get((request_id, row or 0))
+        if label is None and key is not None and when is not None:
+            label = by_key.get((key, when))
+        labels.append(label)
+    return labels
+
+
+def measure(index: pa.Table, labels: list[Any], *, task: str | None,
+            classes: list[Any] | None, reference: dict[str, Any] | None,
+            min_rows: int) -> list[Measured]:
+    """The quality checks of one window (see the module docstring)."""
+    total = index.num_rows
+    have = np.array([label is not None for label in labels], dtype=bool)
+    labelled = int(have.sum())
+    measured = [Measured("labelled", "", labelled / total if total else 0.0,
+                         {"labelled": labelled, "rows": total})]
+    if labelled < min_rows:
+        return measured
+    if task == "regression" or ("out.prediction" in index.column_names
+                                and "out.label" not in index.column_names):
+        scores = _regression(index, labels, have)
+    else:
+        scores = _classification(index, labels, have, classes)
+    for name, value in scores.items():
+        measured.append(Measured("quality", name, value, {"labelled": labelled}))
+    metric = (reference or {}).get("metric")
+    base = ((reference or {}).get("overall") or {}).get(metric) if metric else None
+    if metric in scores and isinstance(base, int | float) and base:
+        worse = (base - scores[metric]) if metric in HIGHER_IS_BETTER else \
+            (scores[metric] - base)
+        measured.append(Measured("quality_drop", metric, worse / abs(base), {
+            "window": scores[metric], "test": base}))
+    return measured
+
+
+def _classification(index: pa.Table, labels: list[Any], have: np.ndarray,
+                    classes: list[Any] | None) -> dict[str, float]:
+    truth = [_text(labels[i]) for i in np.flatnonzero(have)]
+    scores: dict[str, float] = {}
+    if "out.label" in index.column_names:
+        predicted = index.column("out.label").to_pylist()
+        chosen = [_text(predicted[i]) for i in np.flatnonzero(have)]
+        scores["accuracy"] = float(np.mean([a == b for a, b in zip(chosen, truth,
+                                                                    strict=True)]))
+    if classes and "out.probabilities" in index.column_names:
+        matrix = probability_matrix(index.column("out.probabilities"))
+        names = [_text(c) for c in classes]
+        if matrix is not None and matrix.shape[1] == len(names):
+            matrix = matrix[have]
+            position = {name: i for i, name in enumerate(names)}
+            known = np.array([t in position for t in truth], dtype=bool)
+            if known.any():
+                columns = np.array([position.get(t, 0) for t in truth])[known]
+                chosen_p = matrix[known][np.arange(int(known.sum())), columns]
+                scores["log_loss"] = float(-np.mean(np.log(np.clip(chosen_p, _EPSILON, 1))))
+            if len(names) == 2:
+                positive = np.array([t == names[1] for t in truth], dtype=bool)
+                auc = _auc(matrix[:, 1], positive)
+                if auc is not None:
+                    scores["auc"] = auc
+    return scores
+
+
+def _regression(index: pa.Table, labels: list[Any], have: np.ndarray) -> dict[str, float]:
+    predicted = index.column("out.prediction").cast(pa.float64()).to_numpy(
+        zero_copy_only=False)[have]
+    truth = np.array([float(labels[i]) for i in np.flatnonzero(have)])
+    errors = predicted - truth
+    errors = errors[np.isfinite(errors)]
+    if errors.size == 0:
+        return {}
+    return {"mae": float(np.mean(np.abs(errors))),
+            "rmse": float(math.sqrt(np.mean(errors ** 2)))}
+
+
+def _auc(score: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the ROC curve from ranks (ties share their average rank)."""
+    finite = np.isfinite(score)
+    score, positive = score[finite], positive[finite]
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(score)  # ties share their average rank
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _text(value: Any) -> str:
+    """Labels compared as text, 1.0 and 1 alike (a CSV's labels come back as floats)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
