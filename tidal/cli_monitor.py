@@ -187,13 +187,8 @@ def label(
     items = read_labels(data, deployment, label_column=label_column, id_column=id_column,
                         row_column=row_column, key_column=key_column,
                         time_column=time_column)
-    from tidal.store.feedback import CHUNK
-
-    added = {"added": 0, "superseded": 0}
-    for start in range(0, len(items), CHUNK):
-        result = handle.feedback.add(items[start:start + CHUNK], source="file",
-                                     actor=handle.settings.actor, now=handle.clock.now())
-        added = {key: added[key] + result[key] for key in added}
+    added = handle.feedback.add(items, source="file", actor=handle.settings.actor,
+                                now=handle.clock.now())
     summary = {"file": str(data), "deployment": deployment, **added}
     if as_json:
         display.print_json(summary)

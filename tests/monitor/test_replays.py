@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import DATA, elec2, elec2_time, log_predictions
+from monitor_harness import DATA, elec2, elec2_time, log_predictions
 
 import tidal
 from tidal.core.clock import ManualClock
@@ -269,6 +269,9 @@ def test_late_labels_give_quality_per_window_and_corrections_update_it(elec2_pro
         assert drop[0].value == pytest.approx((test_accuracy - accuracy[0].value)
                                               / test_accuracy)
         events_before = len(_events(project))
+        assert {(st.check, st.subject): st.last_window_end for st in
+                project.monitoring.states("elec2")}[("quality_drop", "accuracy")] == \
+            start + 3 * DAY
         # corrections for day 0 (every label flipped) and the late labels of day 3
         project.feedback.add([FeedbackItem("elec2", 1 - int(truth[i]),
                                            request_id=records[i].request_id)
@@ -285,8 +288,12 @@ def test_late_labels_give_quality_per_window_and_corrections_update_it(elec2_pro
         assert updated[1].value == accuracy[1].value
         corrected = project.monitoring.series("elec2", "labelled", "")[0]
         assert corrected.details["corrected"] == 48
-        # a rewritten window does not move the alert states again; the newly judged
-        # day 3 may
+        # a rewritten window does not move the alert states again (day 0 was judged
+        # before its correction); day 3, judged only now that its labels came, does
+        quality_states = {(st.check, st.subject): st for st in
+                          project.monitoring.states("elec2")}
+        assert quality_states[("quality_drop", "accuracy")].last_window_end == \
+            start + 4 * DAY
         moved = [e for e in _events(project)[events_before:]
                  if e.payload and e.payload.get("window_end") != start + 4 * DAY]
         assert moved == []
@@ -298,3 +305,33 @@ def test_late_labels_give_quality_per_window_and_corrections_update_it(elec2_pro
         monitor.run()
         assert project.monitoring.series("elec2", "quality", "accuracy")[0].value == \
             updated[0].value
+
+
+def test_labels_by_entity_key_match_each_row_of_a_multi_row_request(elec2_project):
+    first = SHIFT_ROW - 2 * 48
+    frame = elec2().iloc[first:first + 2 * 48]
+    with tidal.Project(elec2_project) as project:
+        model = load_version(project.artifacts, project.model_version("elec2@champion"))
+        log_folder = project.settings.serve.log_path(elec2_project)
+    times = elec2_time(range(first, first + 2 * 48))
+    # requests of 3 rows, each keyed by a customer; the labels name (key, time, row)
+    log_predictions(log_folder, "elec2", model, frame, times, rows_per_request=3,
+                    key=lambda n: f"customer-{n}")
+    truth = frame["target"].to_numpy()
+    items = [FeedbackItem("elec2", int(truth[i]), entity_key=f"customer-{i // 3}",
+                          event_time=float(times[i - i % 3]), row=i % 3)
+             for i in range(len(frame))]
+    clock = ManualClock(float(times[-1]) + 3 * DAY)
+    with tidal.Project(elec2_project, clock=clock) as project, \
+            Monitor(project, sinks=[]) as monitor:
+        assert project.feedback.add(items, source="file", actor="t", now=clock.now()) == \
+            {"added": 96, "superseded": 0}  # every row its own prediction
+        monitor.run()
+        records = _logged_requests(elec2_project)
+        predicted = np.concatenate([np.asarray(r.outputs["label"]) for r in records])
+        accuracy = project.monitoring.series("elec2", "quality", "accuracy")
+        assert [p.value for p in project.monitoring.series("elec2", "labelled", "")] == \
+            [1.0, 1.0]
+        for day, point in enumerate(accuracy):
+            rows = slice(day * 48, (day + 1) * 48)
+            assert point.value == pytest.approx(np.mean(predicted[rows] == truth[rows]))

@@ -40,6 +40,7 @@ def test_bad_labels_are_refused_with_the_field_named_and_nothing_stored(served: 
             ({"request_id": "r", "label": None}, 400, "'label'"),
             ({"request_id": "r", "label": [1]}, 400, "'label'"),
             ({"request_id": "r", "label": 1, "row": -1}, 400, "'row'"),
+            ({"request_id": "r", "label": 1, "row": 2**63}, 400, "'row'"),
             ({"key": "k", "label": 1}, 400, "'event_time'"),
             ({"request_id": "r", "key": "k", "event_time": 1, "label": 1}, 400, "either"),
             ({"request_id": "r\nx", "label": 1}, 400, "'request_id'"),
@@ -77,3 +78,36 @@ def test_the_entity_key_is_logged_for_labels_to_join_on(served: Running):
         served.folder))}
     assert logged[keyed.headers["x-request-id"]] == "customer-7"
     assert logged[by_header.headers["x-request-id"]] == "customer-8"
+
+
+def test_a_feedback_token_alone_is_enough_and_no_token_turns_feedback_off(
+        trained_project, monkeypatch):
+    from tidal.project import Project
+    from tidal.serve.server import AdminRefused, Server
+
+    monkeypatch.delenv("TIDAL_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("TIDAL_FEEDBACK_TOKEN", raising=False)
+    with Project(trained_project) as project:
+        closed = Server(project)
+        try:
+            closed.check_feedback("Bearer anything")
+        except AdminRefused as refused:
+            assert refused.status == 403 and "TIDAL_FEEDBACK_TOKEN" in str(refused)
+        else:
+            raise AssertionError("feedback must be off without a token")
+        monkeypatch.setenv("TIDAL_FEEDBACK_TOKEN", "labels-only")
+        server = Server(project)
+        server.check_feedback("Bearer labels-only")  # accepted
+        for wrong in (None, "Bearer nope", "labels-only"):
+            try:
+                server.check_feedback(wrong)
+            except AdminRefused as refused:
+                assert refused.status == 401
+            else:
+                raise AssertionError(f"{wrong!r} must be refused")
+        try:  # the feedback token is not an admin token
+            server.check_admin("Bearer labels-only")
+        except AdminRefused as refused:
+            assert refused.status == 403
+        else:
+            raise AssertionError("the feedback token must not open admin endpoints")

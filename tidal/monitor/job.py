@@ -137,8 +137,14 @@ class Monitor:
             compacted = compact(self.log_folder, self.compacted)
         names = list(deployments) if deployments is not None else self.deployment_names()
         now = self.clock.now()
-        return MonitorRun(compacted, [self.run_deployment(name, now, on_window=on_window)
-                                      for name in names])
+        runs = []
+        for name in names:  # one deployment's failure does not stop the others
+            try:
+                runs.append(self.run_deployment(name, now, on_window=on_window))
+            except Exception as exc:  # noqa: BLE001 - its windows are retried next run
+                log.exception("monitoring %s stopped", name)
+                runs.append(DeploymentRun(name, note=f"stopped: {exc}"))
+        return MonitorRun(compacted, runs)
 
     def deployment_names(self) -> list[str]:
         """Deployments in the store, and any that only the prediction log knows."""
@@ -211,18 +217,21 @@ class Monitor:
             index = read_index(self.project.artifacts.get_bytes(window.predictions_sha256))
             keys = index.column("key").drop_null().to_pylist() \
                 if "key" in index.column_names else []
-            by_request, by_key, replaced = self.project.feedback.labels_for(
-                deployment, index.column("request_id").drop_null().to_pylist(), keys)
-            labels = join(index, by_request, by_key)
-            version = self._version(self._model_of(deployment), window.version)
+            labels = self.project.feedback.labels_for(
+                deployment, index.column("request_id").drop_null().to_pylist(), keys,
+                start=window.start, end=window.end)
+            model, version_number = _majority_version(index)
+            version = self._version(model or self._model_of(deployment),
+                                    version_number or window.version)
             signature = (version.signature if version else None) or {}
-            measured = measure(index, labels, task=signature.get("task"),
+            measured = measure(index, join(index, labels), task=signature.get("task"),
                                classes=signature.get("classes"),
                                reference=version.metrics if version else None,
                                min_rows=self.config.min_rows)
             points = [self._point(deployment, window.start, window.end, m) for m in measured]
-            if replaced:
-                points = [replace(p, details={**(p.details or {}), "corrected": replaced})
+            if labels.corrections:
+                points = [replace(p, details={**(p.details or {}),
+                                              "corrected": labels.corrections})
                           if p.check == "labelled" else p for p in points]
             stamp = self.clock.now()
             changes += self.project.monitoring.record_quality(
@@ -278,14 +287,13 @@ class Monitor:
             return None
 
     def _reference(self, version: Any) -> Reference | None:
+        """The version's reference (None when there is nothing to build one from). Any
+        other failure propagates: the deployment's windows wait for the next run rather
+        than being stored, for good, without their drift checks."""
         if version is None:
             return None
         if version.id not in self._references:
-            try:
-                self._references[version.id] = reference_for(self.project, version)
-            except Exception as exc:  # noqa: BLE001 - drift is skipped, the rest still runs
-                log.error("no reference for %s: %s", version.ref, exc)
-                self._references[version.id] = None
+            self._references[version.id] = reference_for(self.project, version)
         return self._references[version.id]
 
     def _webhook_failed(self, url: str, body: dict[str, Any], error: str) -> None:

@@ -14,8 +14,9 @@ Parquet artifact; the labels are joined to that later, never to the prediction l
 A label matches a prediction by (request id, row), else by (entity key, event time),
 exactly. Checks (subject: the metric):
 
-- ``quality`` — accuracy, log loss and, for two classes, AUC; MAE and RMSE for
-  regression; over the window's labelled rows;
+- ``quality`` — accuracy, balanced accuracy, F1 (of the second class; macro with more
+  classes), log loss and, for two classes, ROC AUC; MAE, RMSE and R² for regression;
+  over the window's labelled rows, with the names training uses;
 - ``quality_drop`` — for the version's own metric (the one its gate used), how much worse
   than on its test set, relatively: 0.1 is 10 % worse (accuracy 0.85 → 0.765);
 - ``labelled`` — the share of the window's rows that have a label.
@@ -37,12 +38,13 @@ from scipy.stats import rankdata
 
 from tidal.monitor.checks import Measured
 from tidal.monitor.outputs import probability_matrix
+from tidal.store.feedback import Labels
 
 #: the columns of a window's prediction index (those the window has)
-INDEX_COLUMNS = ("request_id", "row", "key", "event_time", "out.label", "out.probabilities",
-                 "out.prediction")
+INDEX_COLUMNS = ("request_id", "row", "key", "event_time", "model", "version", "out.label",
+                 "out.probabilities", "out.prediction")
 #: metrics where larger is better (the others are errors)
-HIGHER_IS_BETTER = {"accuracy", "auc", "roc_auc", "f1", "r2"}
+HIGHER_IS_BETTER = {"accuracy", "balanced_accuracy", "f1", "roc_auc", "r2"}
 _EPSILON = 1e-15
 
 
@@ -58,23 +60,24 @@ def read_index(data: bytes) -> pa.Table:
     return pq.read_table(pa.BufferReader(data))
 
 
-def join(index: pa.Table, by_request: dict[tuple[str, int], Any],
-         by_key: dict[tuple[str, float], Any]) -> list[Any]:
-    """The label of each indexed prediction (None where there is none)."""
+def join(index: pa.Table, labels: Labels) -> list[Any]:
+    """The label of each indexed prediction (None where there is none): the later of its
+    label by request id and its label by key and event time, when it has both."""
     ids = index.column("request_id").to_pylist()
     rows = index.column("row").to_pylist() if "row" in index.column_names else [0] * len(ids)
     keys = index.column("key").to_pylist() if "key" in index.column_names else [None] * len(ids)
-    times = [None] * len(ids)
+    times: list[float | None] = [None] * len(ids)
     if "event_time" in index.column_names:
         micros = index.column("event_time").cast(pa.int64()).to_pylist()
         times = [None if m is None else m / 1e6 for m in micros]
-    labels = []
+    found = []
     for request_id, row, key, when in zip(ids, rows, keys, times, strict=True):
-        label = by_request.get((request_id, row or 0))
-        if label is None and key is not None and when is not None:
-            label = by_key.get((key, when))
-        labels.append(label)
-    return labels
+        by_id = labels.by_request.get((request_id, row or 0))
+        by_key = labels.by_key.get((key, when, row or 0)) if key is not None else None
+        chosen = max((m for m in (by_id, by_key) if m is not None), key=lambda m: m[0],
+                     default=None)
+        found.append(None if chosen is None else chosen[1])
+    return found
 
 
 def measure(index: pa.Table, labels: list[Any], *, task: str | None,
@@ -107,16 +110,22 @@ def measure(index: pa.Table, labels: list[Any], *, task: str | None,
 
 def _classification(index: pa.Table, labels: list[Any], have: np.ndarray,
                     classes: list[Any] | None) -> dict[str, float]:
-    truth = [_text(labels[i]) for i in np.flatnonzero(have)]
+    truth = np.array([_text(labels[i]) for i in np.flatnonzero(have)], dtype=object)
+    names = [_text(c) for c in classes] if classes else sorted(set(truth.tolist()))
     scores: dict[str, float] = {}
     if "out.label" in index.column_names:
         predicted = index.column("out.label").to_pylist()
-        chosen = [_text(predicted[i]) for i in np.flatnonzero(have)]
-        scores["accuracy"] = float(np.mean([a == b for a, b in zip(chosen, truth,
-                                                                    strict=True)]))
+        chosen = np.array([_text(predicted[i]) for i in np.flatnonzero(have)], dtype=object)
+        hit = chosen == truth
+        scores["accuracy"] = float(np.mean(hit))
+        recalls = [float(np.mean(hit[truth == name])) for name in names
+                   if np.any(truth == name)]
+        scores["balanced_accuracy"] = float(np.mean(recalls)) if recalls else math.nan
+        f1s = [_f1(chosen == name, truth == name) for name in
+               (names[-1:] if len(names) == 2 else names)]
+        scores["f1"] = float(np.mean(f1s))
     if classes and "out.probabilities" in index.column_names:
         matrix = probability_matrix(index.column("out.probabilities"))
-        names = [_text(c) for c in classes]
         if matrix is not None and matrix.shape[1] == len(names):
             matrix = matrix[have]
             position = {name: i for i, name in enumerate(names)}
@@ -126,23 +135,43 @@ def _classification(index: pa.Table, labels: list[Any], have: np.ndarray,
                 chosen_p = matrix[known][np.arange(int(known.sum())), columns]
                 scores["log_loss"] = float(-np.mean(np.log(np.clip(chosen_p, _EPSILON, 1))))
             if len(names) == 2:
-                positive = np.array([t == names[1] for t in truth], dtype=bool)
-                auc = _auc(matrix[:, 1], positive)
+                auc = _auc(matrix[:, 1], truth == names[1])
                 if auc is not None:
-                    scores["auc"] = auc
-    return scores
+                    scores["roc_auc"] = auc
+    return {name: value for name, value in scores.items() if not math.isnan(value)}
+
+
+def _f1(predicted: np.ndarray, actual: np.ndarray) -> float:
+    hits = float(np.sum(predicted & actual))
+    guessed, present = float(np.sum(predicted)), float(np.sum(actual))
+    return 0.0 if hits == 0 else 2 * hits / (guessed + present)
 
 
 def _regression(index: pa.Table, labels: list[Any], have: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and R² over the labelled rows whose label is a number (a label that is
+    not, e.g. text sent to a regression deployment, is left out rather than fatal)."""
     predicted = index.column("out.prediction").cast(pa.float64()).to_numpy(
         zero_copy_only=False)[have]
-    truth = np.array([float(labels[i]) for i in np.flatnonzero(have)])
-    errors = predicted - truth
-    errors = errors[np.isfinite(errors)]
-    if errors.size == 0:
+    truth = np.array([_number(labels[i]) for i in np.flatnonzero(have)], dtype=np.float64)
+    usable = np.isfinite(predicted) & np.isfinite(truth)
+    if not usable.any():
         return {}
-    return {"mae": float(np.mean(np.abs(errors))),
-            "rmse": float(math.sqrt(np.mean(errors ** 2)))}
+    errors = predicted[usable] - truth[usable]
+    spread = float(np.sum((truth[usable] - truth[usable].mean()) ** 2))
+    scores = {"mae": float(np.mean(np.abs(errors))),
+              "rmse": float(math.sqrt(np.mean(errors ** 2)))}
+    if spread > 0:
+        scores["r2"] = 1.0 - float(np.sum(errors ** 2)) / spread
+    return scores
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _auc(score: np.ndarray, positive: np.ndarray) -> float | None:

@@ -104,7 +104,10 @@ class WebhookSink:
             body = self._queue.get()
             if body is None:
                 return
-            self._deliver(body)
+            try:
+                self._deliver(body)
+            except Exception:  # noqa: BLE001 - the thread must outlive any one delivery
+                log.exception("webhook %s: delivery failed unexpectedly", self.url)
 
     def _deliver(self, body: dict[str, Any]) -> None:
         data = orjson.dumps(body)
@@ -125,6 +128,8 @@ class WebhookSink:
                     break  # the receiver refuses this body: retrying will not help
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 error = str(getattr(exc, "reason", exc))
+            except Exception as exc:  # noqa: BLE001 - a bad URL or a broken reply: a failure
+                error = f"{type(exc).__name__}: {exc}"
             if attempt < self.attempts:
                 self._sleep(wait)
                 wait = min(BACKOFF_CAP, wait * 2)

@@ -30,7 +30,7 @@ from tidal.core.errors import NotFoundError, ValidationError
 from tidal.serve import inference, protocol
 from tidal.serve.openapi import openapi_document
 from tidal.serve.server import AdminRefused, Server
-from tidal.store.feedback import CHUNK, FeedbackItem, check_item
+from tidal.store.feedback import FeedbackItem, check_item
 
 SERVER_VERSION = "0.1.0"
 JSON = "application/json"
@@ -175,6 +175,10 @@ async def v1_feedback(request: Request) -> Response:
     """Labels for earlier predictions: one object, a list, or {"deployment", "labels"}."""
     server = _server(request)
     server.check_feedback(request.headers.get("authorization"))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > server.config.max_body_bytes:
+        return _error(413, f"the body is {int(declared):,} bytes; the limit is "
+                           f"{server.config.max_body_bytes:,}")
     body = await request.body()
     if len(body) > server.config.max_body_bytes:
         return _error(413, f"the body is over the limit of {server.config.max_body_bytes:,} "
@@ -188,12 +192,8 @@ async def v1_feedback(request: Request) -> Response:
     unknown = sorted({item.deployment for item in items} - set(server.replica.deployments))
     if unknown:
         return _error(404, f"this server has no deployment {', '.join(map(repr, unknown))}")
-    result = {"added": 0, "superseded": 0}
-    for start in range(0, len(items), CHUNK):
-        added = await asyncio.to_thread(
-            server.project.feedback.add, items[start:start + CHUNK], source="api",
-            actor="api", now=time.time())
-        result = {key: result[key] + added[key] for key in result}
+    result = await asyncio.to_thread(server.project.feedback.add, items, source="api",
+                                     actor="api", now=time.time())
     return _json(result)
 
 

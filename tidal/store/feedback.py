@@ -7,7 +7,8 @@ a second label for the same prediction is kept beside the first, and the join
 with the predictions takes the later one, so a correction wins and the history
 of what was said stays. :meth:`FeedbackRepository.add` reports how many of the new labels
 superseded an earlier one. A label for a prediction that does not exist (yet) is stored
-all the same: the join reports it as unmatched, and it matches if the prediction shows up.
+all the same (nothing is lost): it is joined if its prediction's window is computed, or
+recomputed within the label horizon, later.
 
 :func:`check_item` is the one validation of a label item, used by the HTTP endpoint and
 by ``tidal label`` alike: every problem names the field (and the item's position).
@@ -32,8 +33,8 @@ SOURCES = ("api", "file", "review")
 MAX_REQUEST_ID = 128
 MAX_KEY = 256
 MAX_LABEL_TEXT = 1_000
-#: one call adds at most this many labels (a file is added in chunks of it)
-CHUNK = 5_000
+#: rows within one request are numbered from 0 (a 32-bit column)
+MAX_ROW = 2**31
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,17 @@ class FeedbackItem:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Labels:
+    """Labels found for a set of predictions: (feedback id, label) per prediction, by
+    (request id, row) and by (key, event time, row); ``corrections`` counts the earlier
+    labels the latest ones replaced."""
+
+    by_request: dict[tuple[str, int], tuple[int, Any]]
+    by_key: dict[tuple[str, float, int], tuple[int, Any]]
+    corrections: int
 
 
 @dataclass(frozen=True)
@@ -88,16 +100,20 @@ def check_item(raw: Any, *, deployment: str | None = None, where: str = "") -> F
     if (request_id is None) == (key is None):
         raise ValidationError(f"{at}give either 'request_id' or 'key' with 'event_time'")
     row = raw.get("row", 0)
-    if isinstance(row, bool) or not isinstance(row, int) or row < 0:
-        raise ValidationError(f"{at}'row' must be a whole number from 0")
+    if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row < MAX_ROW:
+        raise ValidationError(f"{at}'row' must be a whole number from 0 to {MAX_ROW - 1:,}")
     if request_id is not None:
         _text(at, "request_id", request_id, MAX_REQUEST_ID)
         return FeedbackItem(name, label, request_id=request_id, row=row)
+    if isinstance(key, int) and not isinstance(key, bool):
+        key = str(key)  # a numeric key is logged as its text too
     _text(at, "key", key, MAX_KEY)
     when = raw.get("event_time")
     if isinstance(when, bool) or not isinstance(when, int | float) or not math.isfinite(when):
         raise ValidationError(f"{at}'event_time' (epoch seconds) is needed with 'key'")
-    return FeedbackItem(name, label, row=row, entity_key=key, event_time=float(when))
+    # to the microsecond, as the prediction log keeps event times
+    return FeedbackItem(name, label, row=row, entity_key=key,
+                        event_time=round(float(when) * 1e6) / 1e6)
 
 
 def _text(at: str, field: str, value: Any, limit: int) -> None:
@@ -113,12 +129,11 @@ class FeedbackRepository:
 
     def add(self, items: Sequence[FeedbackItem], *, source: str, actor: str | None,
             now: float) -> dict[str, int]:
-        """Store labels (all or none); returns ``{"added", "superseded"}``, superseded
-        counting the new labels for predictions that already had one."""
+        """Store labels in one transaction (all or none); returns ``{"added",
+        "superseded"}``, superseded counting the new labels for predictions that
+        already had one."""
         if source not in SOURCES:
             raise ValidationError(f"unknown feedback source {source!r}")
-        if len(items) > CHUNK:
-            raise ValidationError(f"at most {CHUNK:,} labels per call, got {len(items):,}")
 
         def write(session: Session) -> dict[str, int]:
             superseded = _already_labelled(session, items)
@@ -146,29 +161,31 @@ class FeedbackRepository:
                 Feedback.deployment == deployment)) or 0
 
     def labels_for(self, deployment: str, request_ids: Sequence[str] = (),
-                   keys: Sequence[str] = ()) -> tuple[dict[tuple[str, int], Any],
-                                                      dict[tuple[str, float], Any], int]:
-        """The latest label per (request id, row) among ``request_ids`` and per
-        (key, event time) among ``keys``, and how many earlier labels they replaced."""
-        by_request: dict[tuple[str, int], tuple[int, Any]] = {}
-        by_key: dict[tuple[str, float], tuple[int, Any]] = {}
-        replaced = 0
+                   keys: Sequence[str] = (), *, start: float | None = None,
+                   end: float | None = None) -> Labels:
+        """The labels of the predictions with these request ids, and of these entity keys
+        with event times in ``[start, end)``: the latest per prediction, with its id."""
+        found = Labels({}, {}, 0)
         with self.db.read() as session:
             for chunk in _chunks(sorted(set(request_ids)), 500):
                 for id_, request_id, row, label in session.execute(
                         select(Feedback.id, Feedback.request_id, Feedback.row, Feedback.label)
                         .where(Feedback.deployment == deployment,
                                Feedback.request_id.in_(chunk))):
-                    replaced += _keep_latest(by_request, (request_id, row), id_, label)
+                    found.corrections += _keep_latest(found.by_request, (request_id, row),
+                                                      id_, label)
             for chunk in _chunks(sorted(set(keys)), 500):
-                for id_, key, when, label in session.execute(
-                        select(Feedback.id, Feedback.entity_key, Feedback.event_time,
-                               Feedback.label)
-                        .where(Feedback.deployment == deployment,
-                               Feedback.entity_key.in_(chunk))):
-                    replaced += _keep_latest(by_key, (key, when), id_, label)
-        return ({k: v[1] for k, v in by_request.items()},
-                {k: v[1] for k, v in by_key.items()}, replaced)
+                query = select(Feedback.id, Feedback.entity_key, Feedback.event_time,
+                               Feedback.row, Feedback.label).where(
+                    Feedback.deployment == deployment, Feedback.entity_key.in_(chunk))
+                if start is not None:
+                    query = query.where(Feedback.event_time >= start)
+                if end is not None:
+                    query = query.where(Feedback.event_time < end)
+                for id_, key, when, row, label in session.execute(query):
+                    found.corrections += _keep_latest(found.by_key, (key, when, row), id_,
+                                                      label)
+        return found
 
     def count(self, deployment: str) -> int:
         with self.db.read() as session:
@@ -180,7 +197,8 @@ def _already_labelled(session: Session, items: Sequence[FeedbackItem]) -> int:
     """How many of ``items`` name a prediction that has a label (stored, or earlier in
     ``items``)."""
     by_request = {(i.deployment, i.request_id, i.row) for i in items if i.request_id}
-    by_key = {(i.deployment, i.entity_key, i.event_time) for i in items if i.entity_key}
+    by_key = {(i.deployment, i.entity_key, i.event_time, i.row) for i in items
+              if i.entity_key}
     stored: set[tuple[Any, ...]] = set()
     for chunk in _chunks(sorted(by_request, key=str), 500):
         stored |= _existing(session, (Feedback.deployment, Feedback.request_id, Feedback.row),
@@ -188,14 +206,15 @@ def _already_labelled(session: Session, items: Sequence[FeedbackItem]) -> int:
                                   Feedback.row == n) for d, r, n in chunk])
     for chunk in _chunks(sorted(by_key, key=str), 500):
         stored |= _existing(session, (Feedback.deployment, Feedback.entity_key,
-                                      Feedback.event_time),
+                                      Feedback.event_time, Feedback.row),
                             [and_(Feedback.deployment == d, Feedback.entity_key == k,
-                                  Feedback.event_time == t) for d, k, t in chunk])
+                                  Feedback.event_time == t, Feedback.row == n)
+                             for d, k, t, n in chunk])
     seen = set(stored)
     superseded = 0
     for item in items:
         identity = (item.deployment, item.request_id, item.row) if item.request_id else \
-            (item.deployment, item.entity_key, item.event_time)
+            (item.deployment, item.entity_key, item.event_time, item.row)
         superseded += identity in seen
         seen.add(identity)
     return superseded

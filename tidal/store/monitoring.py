@@ -125,14 +125,17 @@ class MonitoringRepository:
                       source: str | None, now: float) -> ReferenceRecord:
         """Set (or replace) the reference profile of a model version."""
         def write(session: Session) -> None:
-            row = session.get(ReferenceProfile, version_id)
+            row = session.get(ReferenceProfile, version_id, with_for_update=True)
             if row is None:
                 row = ReferenceProfile(version_id=version_id)
                 session.add(row)
             row.artifact_sha256, row.rows, row.source, row.created_at = \
                 artifact_sha256, rows, source, now
 
-        self.db.transact(write)
+        try:
+            self.db.transact(write)
+        except IntegrityError:  # another process added it meanwhile: now it is an update
+            self.db.transact(write)
         return ReferenceRecord(version_id, artifact_sha256, rows, source, now)
 
     def get_reference(self, version_id: str) -> ReferenceRecord | None:
@@ -174,7 +177,13 @@ class MonitoringRepository:
         try:
             return self.db.transact(write)
         except IntegrityError:
-            return None  # another monitor wrote this window first
+            with self.db.read() as session:  # another monitor wrote this window first?
+                exists = session.scalar(select(MonitorWindow.id).where(
+                    MonitorWindow.deployment == window.deployment,
+                    MonitorWindow.start == window.start, MonitorWindow.end == window.end))
+            if exists is None:
+                raise
+            return None
 
     def quality_due(self, deployment: str, *, ready_before: float, horizon_start: float,
                     latest_label: int, limit: int = 10_000) -> list[WindowRecord]:
@@ -195,16 +204,19 @@ class MonitoringRepository:
     def record_quality(self, window: WindowRecord, points: Sequence[CheckPoint],
                        evaluate: Evaluate | None, *, cursor: int, now: float,
                        actor: str | None) -> list[StateChange]:
-        """Write (or rewrite) a window's labelled-quality points; the alert states move
-        only the first time (``evaluate``), so a late label never counts a window twice."""
+        """Write (or rewrite) a window's labelled-quality points. A point moves the alert
+        states (``evaluate``) the first time it is judged (not ``none``), and never again:
+        a window whose labels come late is judged when they come, and counted once."""
         def write(session: Session) -> list[StateChange]:
-            row = session.get(MonitorWindow, window.id)
+            # locked: two monitors judging one window take turns (PostgreSQL; SQLite's
+            # write transactions are exclusive already)
+            row = session.get(MonitorWindow, window.id, with_for_update=True)
             if row is None:
                 return []
-            first = row.quality_at is None
             existing = {(v.check, v.subject): v for v in session.scalars(
                 select(CheckValue).where(CheckValue.window_id == window.id,
                                          CheckValue.check.in_({p.check for p in points})))}
+            judged_now = []  # points judged for the first time: they move the states
             for p in points:
                 value = existing.get((p.check, p.subject))
                 if value is None:
@@ -213,14 +225,18 @@ class MonitoringRepository:
                         subject=p.subject, window_start=p.window_start,
                         window_end=p.window_end, value=p.value, level=p.level,
                         details=p.details))
+                    first = True
                 else:
+                    first = value.level == "none"
                     value.value, value.level, value.details = p.value, p.level, p.details
-            if first:
+                if first and p.level != "none":
+                    judged_now.append(p)
+            if row.quality_at is None:
                 row.quality_at = now
             row.quality_cursor = cursor
-            if not first or evaluate is None:
+            if evaluate is None or not judged_now:
                 return []
-            return _move_states(session, window.deployment, points, evaluate, now=now,
+            return _move_states(session, window.deployment, judged_now, evaluate, now=now,
                                 actor=actor)
 
         return self.db.transact(write)

@@ -34,9 +34,10 @@ def elec2_time(rows: np.ndarray | range) -> np.ndarray:
 
 def log_predictions(folder: Path, deployment: str, model: LoadedModel, frame: pd.DataFrame,
                     times: np.ndarray, *, rows_per_request: int = 1, route: str = "stable",
-                    latency_ms: float = 2.0) -> int:
+                    latency_ms: float = 2.0, key=None) -> int:
     """Predict ``frame`` with ``model`` and log it as requests of ``rows_per_request`` rows
-    at ``times`` (one per row; a request takes its first row's); returns the requests."""
+    at ``times`` (one per row; a request takes its first row's), with the entity key
+    ``key(request number)`` when given; returns the requests."""
     columns = check_columns(model.signature, {name: frame[name].to_numpy()
                                               for name in model.input_names},
                             max_rows=len(frame) + 1)
@@ -50,6 +51,7 @@ def log_predictions(folder: Path, deployment: str, model: LoadedModel, frame: pd
                 model=model.name, version=model.version, route=route,
                 inputs={name: values[start:stop] for name, values in columns.items()},
                 outputs={name: values[start:stop] for name, values in outputs.items()},
-                latency_ms=latency_ms, received_at=float(times[start]))])
+                latency_ms=latency_ms, received_at=float(times[start]),
+                key=None if key is None else key(requests))])
             requests += 1
     return requests

@@ -23,10 +23,13 @@ def test_labels_corrections_and_lookups(project):
                            FeedbackItem("other", 1, request_id="a")],  # other deployment
                           source="file", actor="x", now=2.0)
     assert second == {"added": 4, "superseded": 3}
-    by_request, by_key, replaced = feedback.labels_for("elec2", ["a", "unknown"], ["k"])
-    assert by_request == {("a", 0): 1, ("a", 1): 0}
-    assert by_key == {("k", 10.5): "no"}
-    assert replaced == 3
+    found = feedback.labels_for("elec2", ["a", "unknown"], ["k"])
+    assert {k: label for k, (_, label) in found.by_request.items()} == {("a", 0): 1,
+                                                                        ("a", 1): 0}
+    assert {k: label for k, (_, label) in found.by_key.items()} == {("k", 10.5, 0): "no"}
+    assert found.corrections == 3
+    # keyed labels are looked up within a window's event times only
+    assert feedback.labels_for("elec2", keys=["k"], start=11.0, end=20.0).by_key == {}
     assert feedback.count("elec2") == 6 and feedback.count("other") == 1
     assert feedback.latest_id("elec2") > 0
     assert [r.label for r in feedback.since("elec2", after_id=3)] == [0, 1, "no"]
