@@ -341,20 +341,47 @@ class _HourReader:
                 tables.append(table)
         if not tables:
             return pa.table({})
-        return tables[0] if len(tables) == 1 else pa.concat_tables(
-            tables, promote_options="permissive")
+        return _concat(tables)
 
     def _read(self, hour: float) -> pa.Table:
         if hour == self._hour and self._table is not None:
             return self._table
-        tables = [pq.read_table(part) for part in self.parts[hour]]
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(
-            tables, promote_options="permissive")
+        table = _concat([pq.read_table(part) for part in self.parts[hour]])
         if "route" in table.column_names:
             table = table.filter(pc.fill_null(pc.not_equal(table.column("route"), SHADOW),
                                               True))
         self._hour, self._table = hour, table
         return table
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """One table from parts whose columns may differ; a column stored with types that do
+    not unify (a new model version's signature, JSON text in one part) becomes text."""
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        types: dict[str, set[pa.DataType]] = {}
+        for table in tables:
+            for field_ in table.schema:
+                types.setdefault(field_.name, set()).add(field_.type)
+        clashing = {name for name, kinds in types.items()
+                    if len({k for k in kinds if not pa.types.is_null(k)}) > 1}
+        return pa.concat_tables([_as_text(t, clashing) for t in tables],
+                                promote_options="permissive")
+
+
+def _as_text(table: pa.Table, names: set[str]) -> pa.Table:
+    for name in names & set(table.column_names):
+        column = table.column(name)
+        try:
+            text = column.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # lists and the like
+            text = pa.array([None if v is None else str(v) for v in column.to_pylist()],
+                            pa.string())
+        table = table.set_column(table.column_names.index(name), name, text)
+    return table
 
 
 def _monitored_frame(table: pa.Table, features: list[str]) -> pa.Table:
