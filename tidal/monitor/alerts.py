@@ -79,6 +79,8 @@ DEFAULT_RULES: dict[str, Rule] = {rule.check: rule for rule in (
     Rule("model_age_days", warn=30, alert=90),
     # labelled quality against the version's test score, relatively (0.1 = 10 % worse)
     Rule("quality_drop", warn=0.05, alert=0.1),
+    # the same, estimated from confidences before labels arrive
+    Rule("estimated_drop", warn=0.05, alert=0.1),
 )}
 
 

@@ -15,7 +15,13 @@ Check (subject) — value:
   prior (classification), or of the mean prediction in target standard deviations
   (regression);
 - ``latency_p50_ms``, ``latency_p99_ms`` — per-request latency inside the server;
-- ``model_age_days`` — days from the version's registration to the window's end.
+- ``model_age_days`` — days from the version's registration to the window's end;
+- ``estimated_quality`` (accuracy) — for a classifier whose reference had its target,
+  the accuracy expected from the window's confidences before any label arrives
+  (NannyML's CBPE idea: the reference's accuracy per confidence bin, weighted by the
+  window's confidences), and ``estimated_drop`` (accuracy), how much below the
+  reference's accuracy that is, relatively. It is only as good as the calibration: use
+  held-out data, not the training rows of a model that overfits them, as the reference.
 
 Drift uses the profiles of :mod:`tidal.data.profile_drift` with Evidently's default tests
 and thresholds, against the reference of :mod:`tidal.monitor.reference`. Checks that need
@@ -37,7 +43,7 @@ import pyarrow.compute as pc
 from tidal.core.errors import ValidationError
 from tidal.data.profile_drift import drift_from_profiles
 from tidal.data.profiles import CATEGORICAL, NUMERIC, ColumnProfile, DatasetProfile
-from tidal.monitor.outputs import LABEL, PREDICTION, main_output
+from tidal.monitor.outputs import CONFIDENCE, LABEL, PREDICTION, main_output
 from tidal.monitor.reference import TARGET, Reference
 from tidal.stats.tests import TESTS
 
@@ -87,6 +93,7 @@ def compute(window: WindowData, reference: Reference | None, *,
     measured += _input_drift(window, reference)
     measured += _prediction_drift(window, reference)
     measured += _prediction_bias(window, reference)
+    measured += _estimated_quality(window, reference)
     return measured
 
 
@@ -202,6 +209,31 @@ def _prediction_bias(window: WindowData, reference: Reference) -> list[Measured]
         return [Measured("prediction_bias", "", abs(current.mean - prior.mean) / std, {
             "mean": current.mean, "target_mean": prior.mean, "target_std": std})]
     return []
+
+
+def _estimated_quality(window: WindowData, reference: Reference) -> list[Measured]:
+    """Accuracy expected from the window's confidences, read through the reference's
+    calibration table (the accuracy the model had at each confidence); a bin the
+    reference never reached counts at its middle confidence."""
+    table = reference.calibration
+    if not table or CONFIDENCE not in window.table.column_names or not table.get("accuracy"):
+        return []
+    edges = np.asarray(table["edges"], dtype=np.float64)
+    count = np.asarray(table["count"], dtype=np.float64)
+    correct = np.asarray(table["correct"], dtype=np.float64)
+    middle = (edges[:-1] + edges[1:]) / 2
+    accuracy = np.where(count > 0, correct / np.maximum(count, 1), middle)
+    confidence = window.table.column(CONFIDENCE).to_numpy(zero_copy_only=False)
+    confidence = confidence[np.isfinite(confidence)]
+    if confidence.size == 0:
+        return []
+    bins = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, len(count) - 1)
+    estimate = float(np.mean(accuracy[bins]))
+    base = float(table["accuracy"])
+    return [Measured("estimated_quality", "accuracy", estimate,
+                     {"reference_accuracy": base, "rows": int(confidence.size)}),
+            Measured("estimated_drop", "accuracy", (base - estimate) / base,
+                     {"estimate": estimate, "reference_accuracy": base})]
 
 
 # -- helpers ---------------------------------------------------------------------------------

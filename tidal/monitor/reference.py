@@ -5,7 +5,9 @@ profile (:mod:`tidal.data.profiles`) of that data with the same column names as 
 profile: ``in.<feature>`` for each input of the version's signature, the monitored outputs
 of :mod:`tidal.monitor.outputs` (the model itself is run over the reference rows, so
 prediction drift compares like with like) and ``target`` when the data holds the target
-(the training prior that prediction bias is measured against).
+(the training prior that prediction bias is measured against). With the target, a
+classifier's reference also gets a calibration table (its accuracy per confidence bin),
+from which a window's accuracy is estimated before its labels come.
 
 Where it comes from: :func:`set_reference` (``tidal monitor reference MODEL:V DATA``) with
 any table, or, for a version without one that records the snapshot it was trained on (the
@@ -23,7 +25,7 @@ import numpy as np
 
 from tidal.core.errors import ValidationError
 from tidal.data.profiles import DatasetProfile, profile
-from tidal.monitor.outputs import outputs_of_model
+from tidal.monitor.outputs import CONFIDENCE, LABEL, outputs_of_model
 from tidal.runtime.inputs import check_columns
 from tidal.runtime.loaded import load_version
 from tidal.store.records import VersionRecord
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from tidal.project import Project
 
 TARGET = "target"
+CALIBRATION_BINS = 10
 #: reference rows are run through the model in batches of this many
 _BATCH = 50_000
 
@@ -45,6 +48,9 @@ class Reference:
     features: list[str]
     task: str | None
     classes: list[Any] | None
+    #: accuracy per confidence bin on the reference (classifiers with a target), see
+    #: :func:`calibration_table`
+    calibration: dict[str, Any] | None = None
 
     def inputs(self) -> DatasetProfile:
         return self.subset([f"in.{name}" for name in self.features])
@@ -69,7 +75,7 @@ def reference_for(project: Project, version: VersionRecord) -> Reference | None:
     stored = project.monitoring.get_reference(version.id)
     if stored is not None:
         data = project.artifacts.get_bytes(stored.artifact_sha256)
-        return _reference(version, DatasetProfile.from_bytes(data))
+        return _reference(version, DatasetProfile.from_bytes(data), stored.calibration)
     if not version.dataset_hash or not project.artifacts.exists(version.dataset_hash):
         return None
     from tidal.data.snapshots import load_snapshot
@@ -82,16 +88,18 @@ def reference_for(project: Project, version: VersionRecord) -> Reference | None:
 
 def _store(project: Project, version: VersionRecord, data: Any, *, target: str | None,
            source: str) -> Reference:
-    built = build_profile(project, version, data, target=target)
+    built, calibration = build_profile(project, version, data, target=target)
     stored = project.artifacts.put_bytes(built.to_bytes())
     project.monitoring.set_reference(version.id, artifact_sha256=stored.sha256,
-                                     rows=built.rows, source=source, now=project.clock.now())
-    return _reference(version, built)
+                                     rows=built.rows, source=source, now=project.clock.now(),
+                                     calibration=calibration)
+    return _reference(version, built, calibration)
 
 
 def build_profile(project: Project, version: VersionRecord, data: Any, *,
-                  target: str | None = None) -> DatasetProfile:
-    """The reference profile of ``data`` for ``version`` (inputs, model outputs, target)."""
+                  target: str | None = None) -> tuple[DatasetProfile, dict[str, Any] | None]:
+    """The reference profile of ``data`` for ``version`` (inputs, model outputs, target),
+    and, for a classifier with the target given, its calibration table."""
     import pyarrow as pa
 
     from tidal.data.sources import open_source
@@ -121,15 +129,44 @@ def build_profile(project: Project, version: VersionRecord, data: Any, *,
         columns[TARGET] = table.column(target)
     frame = pa.table({name: pa.array(values) if isinstance(values, np.ndarray) else values
                       for name, values in columns.items()})
-    return profile(frame, columns=list(frame.column_names))
+    calibration = None
+    if target is not None and CONFIDENCE in columns and LABEL in columns:
+        calibration = calibration_table(columns[CONFIDENCE], columns[LABEL],
+                                        table.column(target).to_pylist())
+    return profile(frame, columns=list(frame.column_names)), calibration
 
 
-def _reference(version: VersionRecord, built: DatasetProfile) -> Reference:
+def calibration_table(confidence: np.ndarray, predicted: Any, truth: list[Any]
+                      ) -> dict[str, Any]:
+    """How often the model is right at each confidence (its top class probability), in
+    ten equal bins over [0, 1], measured on the reference: what confidence-based
+    performance estimation (NannyML's CBPE idea) reads a window's confidences with."""
+    edges = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)
+    right = np.array([_text(p) == _text(t) for p, t in zip(
+        np.asarray(predicted).tolist(), truth, strict=True)], dtype=bool)
+    keep = np.isfinite(confidence) & np.array([t is not None for t in truth], dtype=bool)
+    bins = np.clip(np.searchsorted(edges, confidence[keep], side="right") - 1, 0,
+                   CALIBRATION_BINS - 1)
+    count = np.bincount(bins, minlength=CALIBRATION_BINS)
+    correct = np.bincount(bins, weights=right[keep].astype(float), minlength=CALIBRATION_BINS)
+    return {"edges": edges.tolist(), "count": count.astype(int).tolist(),
+            "correct": correct.astype(int).tolist(),
+            "accuracy": float(right[keep].mean()) if keep.any() else None}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _reference(version: VersionRecord, built: DatasetProfile,
+               calibration: dict[str, Any] | None = None) -> Reference:
     signature = version.signature or {}
     features = [spec["name"] for spec in signature.get("inputs", [])] or [
         name[len("in."):] for name in built.columns if name.startswith("in.")]
     return Reference(version, built, features, signature.get("task"),
-                     signature.get("classes"))
+                     signature.get("classes"), calibration)
 
 
 def _describe(data: Any) -> str:

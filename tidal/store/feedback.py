@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from tidal.core.errors import ValidationError
@@ -137,10 +137,12 @@ class FeedbackRepository:
 
         def write(session: Session) -> dict[str, int]:
             superseded = _already_labelled(session, items)
-            session.add_all(Feedback(
-                deployment=i.deployment, request_id=i.request_id, row=i.row,
-                entity_key=i.entity_key, event_time=i.event_time, label=i.label,
-                source=source, actor=actor, received_at=now) for i in items)
+            rows = [{"deployment": i.deployment, "request_id": i.request_id, "row": i.row,
+                     "entity_key": i.entity_key, "event_time": i.event_time,
+                     "label": i.label, "source": source, "actor": actor,
+                     "received_at": now} for i in items]
+            for chunk in _chunks(rows, 10_000):  # one executemany per chunk, in order
+                session.execute(insert(Feedback), chunk)
             return {"added": len(items), "superseded": superseded}
 
         return self.db.transact(write) if items else {"added": 0, "superseded": 0}
@@ -195,22 +197,26 @@ class FeedbackRepository:
 
 def _already_labelled(session: Session, items: Sequence[FeedbackItem]) -> int:
     """How many of ``items`` name a prediction that has a label (stored, or earlier in
-    ``items``)."""
-    by_request = {(i.deployment, i.request_id, i.row) for i in items if i.request_id}
-    by_key = {(i.deployment, i.entity_key, i.event_time, i.row) for i in items
-              if i.entity_key}
-    stored: set[tuple[Any, ...]] = set()
-    for chunk in _chunks(sorted(by_request, key=str), 500):
-        stored |= _existing(session, (Feedback.deployment, Feedback.request_id, Feedback.row),
-                            [and_(Feedback.deployment == d, Feedback.request_id == r,
-                                  Feedback.row == n) for d, r, n in chunk])
-    for chunk in _chunks(sorted(by_key, key=str), 500):
-        stored |= _existing(session, (Feedback.deployment, Feedback.entity_key,
-                                      Feedback.event_time, Feedback.row),
-                            [and_(Feedback.deployment == d, Feedback.entity_key == k,
-                                  Feedback.event_time == t, Feedback.row == n)
-                             for d, k, t, n in chunk])
-    seen = set(stored)
+    ``items``). Looked up by request ids and keys in chunks (IN lists), then matched on
+    the row and event time here."""
+    ids: dict[str, set[str]] = {}
+    keys: dict[str, set[str]] = {}
+    for item in items:
+        if item.request_id is not None:
+            ids.setdefault(item.deployment, set()).add(item.request_id)
+        elif item.entity_key is not None:
+            keys.setdefault(item.deployment, set()).add(item.entity_key)
+    seen: set[tuple[Any, ...]] = set()
+    for deployment, names in ids.items():
+        for chunk in _chunks(sorted(names), 500):
+            seen.update((deployment, r, n) for r, n in session.execute(
+                select(Feedback.request_id, Feedback.row).where(
+                    Feedback.deployment == deployment, Feedback.request_id.in_(chunk))))
+    for deployment, names in keys.items():
+        for chunk in _chunks(sorted(names), 500):
+            seen.update((deployment, k, t, n) for k, t, n in session.execute(
+                select(Feedback.entity_key, Feedback.event_time, Feedback.row).where(
+                    Feedback.deployment == deployment, Feedback.entity_key.in_(chunk))))
     superseded = 0
     for item in items:
         identity = (item.deployment, item.request_id, item.row) if item.request_id else \
@@ -229,11 +235,6 @@ def _keep_latest(found: dict[Any, tuple[int, Any]], identity: Any, id_: int, lab
     if id_ > seen[0]:
         found[identity] = (id_, label)
     return 1
-
-
-def _existing(session: Session, columns: tuple[Any, ...], conditions: list[Any]
-              ) -> set[tuple[Any, ...]]:
-    return {tuple(row) for row in session.execute(select(*columns).where(or_(*conditions)))}
 
 
 def _chunks(values: list[Any], size: int) -> list[list[Any]]:

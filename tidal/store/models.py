@@ -320,6 +320,9 @@ class ReferenceProfile(Base):
     rows: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Double)
+    #: a classifier's reliability on the reference (accuracy per confidence bin), for
+    #: estimating accuracy before labels arrive
+    calibration: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
 
 class MonitorWindow(Base):

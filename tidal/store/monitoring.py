@@ -31,6 +31,7 @@ class ReferenceRecord:
     rows: int
     source: str | None
     created_at: float
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +123,8 @@ class MonitoringRepository:
 
     # -- references ----------------------------------------------------------------------
     def set_reference(self, version_id: str, *, artifact_sha256: str, rows: int,
-                      source: str | None, now: float) -> ReferenceRecord:
+                      source: str | None, now: float,
+                      calibration: dict[str, Any] | None = None) -> ReferenceRecord:
         """Set (or replace) the reference profile of a model version."""
         def write(session: Session) -> None:
             row = session.get(ReferenceProfile, version_id, with_for_update=True)
@@ -131,12 +133,13 @@ class MonitoringRepository:
                 session.add(row)
             row.artifact_sha256, row.rows, row.source, row.created_at = \
                 artifact_sha256, rows, source, now
+            row.calibration = calibration
 
         try:
             self.db.transact(write)
         except IntegrityError:  # another process added it meanwhile: now it is an update
             self.db.transact(write)
-        return ReferenceRecord(version_id, artifact_sha256, rows, source, now)
+        return ReferenceRecord(version_id, artifact_sha256, rows, source, now, calibration)
 
     def get_reference(self, version_id: str) -> ReferenceRecord | None:
         with self.db.read() as session:
@@ -144,7 +147,7 @@ class MonitoringRepository:
             if row is None:
                 return None
             return ReferenceRecord(row.version_id, row.artifact_sha256, row.rows, row.source,
-                                   row.created_at)
+                                   row.created_at, row.calibration)
 
     # -- windows -------------------------------------------------------------------------
     def last_window_end(self, deployment: str) -> float | None:
