@@ -145,7 +145,10 @@ def test_census_mild_drift_raises_no_drift_alert_at_the_defaults(tmp_path):
                  "outputs": [{"name": "label", "datatype": "INT64"},
                              {"name": "probabilities", "datatype": "FP64"}],
                  "task": "classification", "classes": [0, 1]}
-    (tmp_path / "tidal.toml").write_text('[monitor]\nwindow = "1d"\nlateness = 0\n')
+    (tmp_path / "tidal.toml").write_text(
+        '[monitor]\nwindow = "1d"\nlateness = 0\n'
+        '[[pipeline.slices]]\ncolumn = "SEX"\n'
+        '[[pipeline.slices]]\ncolumn = "AGEP"\nbins = [0, 30, 60, 100]\n')
     analysis = pq.read_table(DATA / "us_census_ma_employment_2016_2018_analysis.parquet")
     analysis = analysis.to_pandas()
     for name in CENSUS_CATEGORICAL:
@@ -208,6 +211,15 @@ def test_census_mild_drift_raises_no_drift_alert_at_the_defaults(tmp_path):
         assert len(realised) == 3 and all(0.8 < r.value < 0.86 for r in realised)
         for estimate, actual in zip(estimated, realised, strict=True):
             assert abs(estimate.value - actual.value) < 0.02, (estimate.value, actual.value)
+        # per slice, as training cuts them: the parts add up to the whole
+        latest = [p for p in project.monitoring.latest_points("census")
+                  if p.check == "quality_slice" and p.subject.startswith("accuracy ")]
+        for column in ("SEX", "AGEP"):
+            parts = [p for p in latest if p.details["column"] == column]
+            assert len(parts) >= 2
+            weighted = sum(p.value * p.details["labelled"] for p in parts) / sum(
+                p.details["labelled"] for p in parts)
+            assert weighted == pytest.approx(realised[-1].value, abs=0.002), column
 
 
 def _census_events(project):

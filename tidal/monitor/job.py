@@ -44,7 +44,13 @@ from tidal.data.profiles import profile
 from tidal.monitor.alerts import DEFAULT_RULES, Rule, Rules, evaluate
 from tidal.monitor.checks import Measured, WindowData, compute
 from tidal.monitor.outputs import outputs_of_table
-from tidal.monitor.quality import join, measure, prediction_index, read_index
+from tidal.monitor.quality import (
+    join,
+    measure,
+    measure_slices,
+    prediction_index,
+    read_index,
+)
 from tidal.monitor.reference import Reference, reference_for
 from tidal.monitor.sinks import LogSink, WebhookSink
 from tidal.serve.compaction import compact
@@ -224,10 +230,16 @@ class Monitor:
             version = self._version(model or self._model_of(deployment),
                                     version_number or window.version)
             signature = (version.signature if version else None) or {}
-            measured = measure(index, join(index, labels), task=signature.get("task"),
+            joined = join(index, labels)
+            measured = measure(index, joined, task=signature.get("task"),
                                classes=signature.get("classes"),
                                reference=version.metrics if version else None,
                                min_rows=self.config.min_rows)
+            if len(measured) > 1:  # judged overall: per slice too
+                measured += measure_slices(index, joined,
+                                           self.project.settings.pipeline.slices,
+                                           task=signature.get("task"),
+                                           classes=signature.get("classes"))
             points = [self._point(deployment, window.start, window.end, m) for m in measured]
             if labels.corrections:
                 points = [replace(p, details={**(p.details or {}),
@@ -264,7 +276,8 @@ class Monitor:
             registered_at=version_record.created_at if version_record else None,
             min_rows=self.config.min_rows)
         stored = self.project.artifacts.put_bytes(window_profile.to_bytes())
-        index = self.project.artifacts.put_bytes(prediction_index(table))
+        index = self.project.artifacts.put_bytes(prediction_index(
+            table, [s.column for s in self.project.settings.pipeline.slices]))
         points = [self._point(deployment, start, end, m) for m in measured]
         now = self.clock.now()
         return self.project.monitoring.record_window(

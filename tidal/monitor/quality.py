@@ -19,7 +19,9 @@ exactly. Checks (subject: the metric):
   over the window's labelled rows, with the names training uses;
 - ``quality_drop`` — for the version's own metric (the one its gate used), how much worse
   than on its test set, relatively: 0.1 is 10 % worse (accuracy 0.85 → 0.765);
-- ``labelled`` — the share of the window's rows that have a label.
+- ``labelled`` — the share of the window's rows that have a label;
+- ``quality_slice`` — the same metrics per value of each ``[[pipeline.slices]]`` slice
+  (subject ``"accuracy SEX=2"``), cut as training cuts them.
 
 AUC is computed from ranks (the Mann-Whitney statistic, with SciPy's ``rankdata``)
 rather than by importing scikit-learn into the monitor for one function.
@@ -46,11 +48,15 @@ INDEX_COLUMNS = ("request_id", "row", "key", "event_time", "model", "version", "
 #: metrics where larger is better (the others are errors)
 HIGHER_IS_BETTER = {"accuracy", "balanced_accuracy", "f1", "roc_auc", "r2"}
 _EPSILON = 1e-15
+#: a slice value is scored from this many labelled rows
+MIN_SLICE_ROWS = 30
 
 
-def prediction_index(table: pa.Table) -> bytes:
-    """The window's predictions in brief, as Parquet bytes."""
+def prediction_index(table: pa.Table, slice_columns: list[str] = ()) -> bytes:
+    """The window's predictions in brief, as Parquet bytes (with the inputs that slices
+    cut by, ``in.<column>``)."""
     columns = [name for name in INDEX_COLUMNS if name in table.column_names]
+    columns += [f"in.{name}" for name in slice_columns if f"in.{name}" in table.column_names]
     sink = io.BytesIO()
     pq.write_table(table.select(columns), sink, compression="zstd")
     return sink.getvalue()
@@ -105,6 +111,42 @@ def measure(index: pa.Table, labels: list[Any], *, task: str | None,
             (scores[metric] - base)
         measured.append(Measured("quality_drop", metric, worse / abs(base), {
             "window": scores[metric], "test": base}))
+    return measured
+
+
+def measure_slices(index: pa.Table, labels: list[Any], slices: list[Any], *,
+                   task: str | None, classes: list[Any] | None) -> list[Measured]:
+    """``quality_slice`` per slice value: subject ``"<metric> <column>=<value>"``, for the
+    values with at least :data:`MIN_SLICE_ROWS` labelled rows. Slices are cut as
+    training cuts them (:class:`tidal.train.evaluate.Slice`, imported only when slices
+    are configured: it brings scikit-learn)."""
+    if not slices:
+        return []
+    from tidal.train.evaluate import Slice
+
+    have = np.array([label is not None for label in labels], dtype=bool)
+    measured = []
+    for spec in slices:
+        cut = Slice.of({"column": spec.column, "bins": spec.bins})
+        name = f"in.{cut.column}"
+        if name not in index.column_names:
+            continue
+        frame = index.select([name]).to_pandas().rename(columns={name: cut.column})
+        values = cut.labels(frame).to_numpy()
+        for value in sorted(set(values[have].tolist())):
+            rows = (values == value) & have
+            if rows.sum() < MIN_SLICE_ROWS:
+                continue
+            subset = index.filter(pa.array(rows))
+            picked = [labels[i] for i in np.flatnonzero(rows)]
+            keep = np.ones(len(picked), dtype=bool)
+            scores = _regression(subset, picked, keep) if task == "regression" else \
+                _classification(subset, picked, keep, classes)
+            for metric, score in scores.items():
+                measured.append(Measured("quality_slice", f"{metric} {cut.column}={value}",
+                                         score, {"labelled": int(rows.sum()),
+                                                 "column": cut.column, "value": value,
+                                                 "metric": metric}))
     return measured
 
 
