@@ -395,3 +395,37 @@ def test_accuracy_is_estimated_before_labels_from_the_reference_calibration(elec
         # (Elec2's daily accuracy swings with its concept drift, 0.48-0.94 here, which no
         # estimate from confidences can see; the census test checks the estimate where
         # its assumption holds)
+
+
+def test_error_rates_come_from_the_failures_in_the_log(elec2_project):
+    from tidal.core.ids import new_id
+    from tidal.serve.predlog import PredictionLog, PredictionRecord
+
+    first = SHIFT_ROW - 2 * 48
+    _replay_elec2(elec2_project, range(first, first + 48))  # day 0: 48 good requests
+    times = elec2_time(range(first, first + 2 * 48))
+    with tidal.Project(elec2_project) as project:
+        log_folder = project.settings.serve.log_path(elec2_project)
+
+    def failure(at: float, status: int) -> PredictionRecord:
+        return PredictionRecord(
+            request_id=new_id(at), event_time=at, deployment="elec2", model="elec2",
+            version=1, route="stable", inputs={}, outputs={}, latency_ms=0.3,
+            received_at=at, status=status, error="bad input")
+
+    with PredictionLog(log_folder, durability="async") as log:
+        log.write_nowait([failure(times[i], 400) for i in range(6)])  # day 0: 6 of 54
+        log.write_nowait([failure(times[i], 503) for i in range(48, 50)])  # day 1: only 2
+    clock = ManualClock(float(times[-1]) + DAY)
+    with tidal.Project(elec2_project, clock=clock) as project, \
+            Monitor(project, sinks=[]) as monitor:
+        windows = monitor.run().deployments[0].windows
+        assert [(w.rows, w.requests) for w in windows] == [(48, 48), (0, 0)]
+        rates = project.monitoring.series("elec2", "error_rate", "")
+        assert [p.value for p in rates] == [pytest.approx(6 / 54), 1.0]
+        assert [p.level for p in rates] == ["warn", "alert"]
+        server = project.monitoring.series("elec2", "server_error_rate", "")
+        assert [p.value for p in server] == [0.0, 1.0]
+        assert rates[0].details == {"requests": 54, "4xx": 6, "5xx": 0}
+        # the failures are not predictions: the day-0 profile has 48 rows
+        assert project.monitoring.series("elec2", "rows", "")[0].value == 48

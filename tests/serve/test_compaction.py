@@ -85,7 +85,8 @@ def test_partitions_by_deployment_and_hour_one_row_per_prediction_row(tmp_path: 
     first = pq.read_table(next(iter_parts(into)))
     assert first.column_names == [
         "request_id", "row", "event_time", "received_at", "deployment", "model", "version",
-        "route", "latency_ms", "key", "in.nswprice", "in.day", "out.label", "out.probabilities"]
+        "route", "latency_ms", "key", "status", "error", "in.nswprice", "in.day", "out.label",
+        "out.probabilities"]
     assert first.schema.field("event_time").type == pa.timestamp("us", tz="UTC")
     assert first.schema.field("out.probabilities").type == pa.list_(pa.float64())
     assert first.schema.field("in.nswprice").type == pa.float64()

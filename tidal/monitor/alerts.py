@@ -77,6 +77,9 @@ DEFAULT_RULES: dict[str, Rule] = {rule.check: rule for rule in (
     # deviations) moved from the training prior
     Rule("prediction_bias", warn=0.1, alert=0.2),
     Rule("model_age_days", warn=30, alert=90),
+    # failed requests: any (bad input upstream shows here first), and the server's own
+    Rule("error_rate", warn=0.05, alert=0.2),
+    Rule("server_error_rate", warn=0.001, alert=0.01),
     # labelled quality against the version's test score, relatively (0.1 = 10 % worse)
     Rule("quality_drop", warn=0.05, alert=0.1),
     # the same, estimated from confidences before labels arrive

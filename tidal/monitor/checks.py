@@ -15,6 +15,8 @@ Check (subject) — value:
   prior (classification), or of the mean prediction in target standard deviations
   (regression);
 - ``latency_p50_ms``, ``latency_p99_ms`` — per-request latency inside the server;
+- ``error_rate``, ``server_error_rate`` — share of the window's requests that failed
+  (4xx and 5xx; 5xx only), from the failed requests the server logs;
 - ``model_age_days`` — days from the version's registration to the window's end;
 - ``estimated_quality`` (accuracy) — for a classifier whose reference had its target,
   the accuracy expected from the window's confidences before any label arrives
@@ -95,6 +97,21 @@ def compute(window: WindowData, reference: Reference | None, *,
     measured += _prediction_bias(window, reference)
     measured += _estimated_quality(window, reference)
     return measured
+
+
+def error_rates(requests: int, failed: pa.Table) -> list[Measured]:
+    """``error_rate`` (4xx and 5xx) and ``server_error_rate`` (5xx) among the window's
+    requests, from the failed requests the server logged (one row each)."""
+    if failed.num_rows == 0 and requests == 0:
+        return []
+    status = failed.column("status").to_numpy(zero_copy_only=False) if failed.num_rows \
+        else np.empty(0)
+    client = int(np.count_nonzero((status >= 400) & (status < 500)))
+    server = int(np.count_nonzero(status >= 500))
+    total = requests + failed.num_rows
+    details = {"requests": total, "4xx": client, "5xx": server}
+    return [Measured("error_rate", "", (client + server) / total, details),
+            Measured("server_error_rate", "", server / total, details)]
 
 
 # -- the checks ------------------------------------------------------------------------------

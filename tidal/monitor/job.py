@@ -42,7 +42,7 @@ from tidal.core.clock import Clock
 from tidal.core.errors import NotFoundError
 from tidal.data.profiles import profile
 from tidal.monitor.alerts import DEFAULT_RULES, Rule, Rules, evaluate
-from tidal.monitor.checks import Measured, WindowData, compute
+from tidal.monitor.checks import Measured, WindowData, compute, error_rates
 from tidal.monitor.outputs import outputs_of_table
 from tidal.monitor.quality import (
     join,
@@ -260,29 +260,35 @@ class Monitor:
     # -- one window ----------------------------------------------------------------------
     def _window(self, deployment: str, start: float, end: float, table: pa.Table
                 ) -> tuple[WindowRecord, list[StateChange]] | None:
-        model, version = _majority_version(table)
+        table, failed = _split_failures(table)
+        model, version = _majority_version(table if table.num_rows else failed)
         version_record = self._version(model, version)
-        reference = self._reference(version_record)
-        features = reference.features if reference is not None else sorted(
-            name[len("in."):] for name in table.column_names if name.startswith("in."))
-        frame = _monitored_frame(table, features)
-        window_profile = profile(frame, reference=reference.profile if reference else None,
-                                 columns=[name for name in frame.column_names
-                                          if name not in _NOT_PROFILED])
         requests = pc.count_distinct(table.column("request_id")).as_py() \
-            if "request_id" in table.column_names else table.num_rows
-        measured = compute(
-            WindowData(frame, window_profile, features, requests, end), reference,
-            registered_at=version_record.created_at if version_record else None,
-            min_rows=self.config.min_rows)
-        stored = self.project.artifacts.put_bytes(window_profile.to_bytes())
-        index = self.project.artifacts.put_bytes(prediction_index(
-            table, [s.column for s in self.project.settings.pipeline.slices]))
+            if table.num_rows and "request_id" in table.column_names else table.num_rows
+        measured = error_rates(requests, failed)
+        profile_sha = index_sha = None
+        if table.num_rows:
+            reference = self._reference(version_record)
+            features = reference.features if reference is not None else sorted(
+                name[len("in."):] for name in table.column_names if name.startswith("in."))
+            frame = _monitored_frame(table, features)
+            window_profile = profile(
+                frame, reference=reference.profile if reference else None,
+                columns=[name for name in frame.column_names if name not in _NOT_PROFILED])
+            measured = compute(
+                WindowData(frame, window_profile, features, requests, end), reference,
+                registered_at=version_record.created_at if version_record else None,
+                min_rows=self.config.min_rows) + measured
+            profile_sha = self.project.artifacts.put_bytes(window_profile.to_bytes()).sha256
+            index_sha = self.project.artifacts.put_bytes(prediction_index(
+                table, [s.column for s in self.project.settings.pipeline.slices])).sha256
+        else:  # only failures in this window
+            measured = [Measured("rows", "", 0.0), Measured("requests", "", 0.0), *measured]
         points = [self._point(deployment, start, end, m) for m in measured]
         now = self.clock.now()
         return self.project.monitoring.record_window(
-            NewWindow(deployment, start, end, frame.num_rows, requests, version,
-                      stored.sha256, index.sha256), points,
+            NewWindow(deployment, start, end, table.num_rows, requests, version, profile_sha,
+                      index_sha), points,
             lambda pts, before: evaluate(pts, before, self.rules, now=now),
             now=now, actor="monitor")
 
@@ -365,6 +371,15 @@ class _HourReader:
                                               True))
         self._hour, self._table = hour, table
         return table
+
+
+def _split_failures(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(prediction rows, rows of failed requests): logs written before failures were
+    logged have no status column, and all their rows are predictions."""
+    if "status" not in table.column_names:
+        return table, table.slice(0, 0)
+    failed = pc.greater_equal(pc.fill_null(table.column("status"), 200), 400)
+    return table.filter(pc.invert(failed)), table.filter(failed)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -9,7 +9,8 @@ only the hours they look at. So :func:`compact` turns committed log records into
 
 (UTC hour of the event time; the deployment name percent-encoded, as Hive partitioning
 expects), one row per prediction row: ``request_id, row, event_time, received_at,
-deployment, model, version, route, latency_ms, key`` then ``in.<input>`` and ``out.<output>``.
+deployment, model, version, route, latency_ms, key, status, error`` then ``in.<input>`` and
+``out.<output>`` (a failed request is one row with its status and error and no values).
 Times are ``timestamp[us, UTC]``. Each part has the columns of its own records; values
 missing from a record are null, integer lists (probabilities) become ``list<double>``, and
 a column whose values do not share a type is stored as JSON text. Read the folder with
@@ -73,7 +74,7 @@ LOCK = "_compaction.lock"
 CHECKPOINT_FORMAT = 1
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _FIXED = ("request_id", "row", "event_time", "received_at", "deployment", "model", "version",
-          "route", "latency_ms", "key")
+          "route", "latency_ms", "key", "status", "error")
 
 
 def compact(log_folder: str | Path, into: str | Path, *, delete_compacted: bool = False,
@@ -319,14 +320,17 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
         outs = {k: v if isinstance(v, list) else [v] for k, v in outs.items()}
         rows = max(map(len, (*ins.values(), *outs.values())), default=0)
         if rows == 0:
-            continue
+            if record.get("status") in (None, 200):
+                continue
+            rows = 1  # a failed request: one row with its status and error, no values
         fixed["request_id"] += [record.get("request_id")] * rows
         fixed["row"] += range(rows)
         for name in ("event_time", "received_at"):
             value = record.get(name)
             fixed[name] += [round(value * 1_000_000) if isinstance(value, int | float)
                             else None] * rows
-        for name in ("deployment", "model", "version", "route", "latency_ms", "key"):
+        for name in ("deployment", "model", "version", "route", "latency_ms", "key", "status",
+                     "error"):
             fixed[name] += [record.get(name)] * rows
         for columns, values_by_name in ((inputs, ins), (outputs, outs)):
             for name, values in values_by_name.items():
@@ -352,6 +356,8 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
         "route": pa.array(fixed["route"], pa.string()),
         "latency_ms": pa.array(fixed["latency_ms"], pa.float64()),
         "key": pa.array(fixed["key"], pa.string()),
+        "status": pa.array([200 if s is None else s for s in fixed["status"]], pa.int32()),
+        "error": pa.array(fixed["error"], pa.string()),
     }
     for prefix, columns in (("in.", inputs), ("out.", outputs)):
         for name, values in columns.items():

@@ -23,7 +23,7 @@ from tidal.core.ids import new_id
 from tidal.runtime.inputs import InputError, columns_from_records
 from tidal.serve import protocol
 from tidal.serve.metrics import status_class
-from tidal.serve.predlog import PredictionLogError
+from tidal.serve.predlog import PredictionLogError, PredictionRecord
 from tidal.serve.router import STABLE
 from tidal.serve.server import AdminRefused, Server
 
@@ -73,6 +73,7 @@ async def v2_infer(server: Server, name: str, version: str | None, headers: dict
             *((k.lower().encode(), v.encode()) for k, v in extra.items())])
     except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error
         answer = failure(exc)
+        log_failure(server, labels, answer, headers, received, began)
     count(server, labels, answer[0], began)
     return answer
 
@@ -113,8 +114,36 @@ async def v1_predict(server: Server, name: str | None, headers: dict[str, str],
         answer = (200, content, [JSON_HEADER, (b"x-request-id", request_id.encode())])
     except Exception as exc:  # noqa: BLE001
         answer = failure(exc)
+        log_failure(server, labels, answer, headers, received, began)
     count(server, labels, answer[0], began)
     return answer
+
+
+def log_failure(server: Server, labels: tuple[str, str, str],
+                answer: tuple[int, bytes, Headers], headers: dict[str, str],
+                received: float, began: float) -> None:
+    """Log a failed request of a known deployment (no rows; its status and error), so
+    the monitors can count error rates from the log. Fire-and-forget: a failure is
+    never made worse by the log, and a request for no deployment is only counted."""
+    deployment = server.replica.deployments.get(labels[0])
+    if deployment is None or answer[0] < 400:
+        return
+    given = headers.get("x-request-id") or ""
+    request_id = given if 0 < len(given) <= MAX_REQUEST_ID and given.isprintable() \
+        and given.isascii() else new_id(received)
+    version = int(labels[1]) if labels[1].isdigit() else deployment.stable.model.version
+    try:
+        message = orjson.loads(answer[1]).get("error", "")
+    except (orjson.JSONDecodeError, AttributeError):
+        message = ""
+    try:
+        server.log.write_nowait([PredictionRecord(
+            request_id=request_id, event_time=received, deployment=deployment.name,
+            model=deployment.model, version=version, route=labels[2], inputs={},
+            outputs={}, latency_ms=(time.perf_counter() - began) * 1000,
+            received_at=received, status=answer[0], error=str(message)[:200])])
+    except PredictionLogError:
+        pass  # the log is closing or broken: the 503 path reports that on its own
 
 
 def checked_request_id(value: Any, received: float) -> str:

@@ -110,6 +110,8 @@ class PredictionRecord:
     latency_ms: float
     received_at: float         # epoch seconds when the server received it
     key: str | None = None     # the entity key the request was routed by (labels join on it)
+    status: int = 200          # a failed request is logged too: its status, no rows
+    error: str | None = None   # ... and the start of its error message
 
 
 _RECORD_FIELDS = frozenset(f.name for f in fields(PredictionRecord))
