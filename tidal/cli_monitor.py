@@ -102,6 +102,54 @@ def monitor_reference(
                           f"{len(info['columns'])} profiled columns", highlight=False)
 
 
+@monitor_app.command("labelled")
+def monitor_labelled(
+    deployment: Annotated[str, typer.Argument(help="The deployment.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write.")],
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Event times from (ISO 8601 or epoch seconds).")] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", help="Event times before (ISO 8601 or epoch seconds).")] = None,
+    target: Annotated[str, typer.Option(
+        "--target", help="The label column's name (the pipeline's target).")] = "target",
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the labelled predictions of a deployment as a training table (features, the
+    label as the target, event time), stored as a dataset snapshot for the next run."""
+    from tidal.monitor.labelled import export_labelled
+
+    handle = _project(project)
+    handle.get_deployment(deployment)
+    summary = export_labelled(handle, deployment, out, start=_when(since, "--since"),
+                              end=_when(until, "--until"), target=target)
+    if as_json:
+        display.print_json(summary)
+        return
+    display.console.print(f"{summary['rows']:,} labelled rows of {deployment} written to "
+                          f"{summary['path']} (dataset {summary['dataset'][:12]})",
+                          highlight=False)
+
+
+def _when(text: str | None, option: str) -> float | None:
+    from datetime import UTC, datetime
+
+    from tidal.core.errors import ValidationError
+
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(f"{option} {text!r} is neither epoch seconds nor an ISO 8601 "
+                              "time") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def _run_with_progress(job: Any, names: list[str], *, quiet: bool) -> Any:
     import time
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from monitor_harness import DATA, elec2, elec2_time, log_predictions
+from monitor_harness import DATA, ELEC2_FEATURES, elec2, elec2_time, log_predictions
 
 import tidal
 from tidal.core.clock import ManualClock
@@ -429,3 +429,29 @@ def test_error_rates_come_from_the_failures_in_the_log(elec2_project):
         assert rates[0].details == {"requests": 54, "4xx": 6, "5xx": 0}
         # the failures are not predictions: the day-0 profile has 48 rows
         assert project.monitoring.series("elec2", "rows", "")[0].value == 48
+
+
+def test_labelled_predictions_export_as_a_training_table_and_dataset(elec2_project):
+    first = SHIFT_ROW - 2 * 48
+    _replay_elec2(elec2_project, range(first, first + 2 * 48))
+    records = _logged_requests(elec2_project)
+    truth = elec2()["target"].to_numpy()[first:first + 2 * 48]
+    with tidal.Project(elec2_project) as project:
+        project.feedback.add([FeedbackItem("elec2", int(truth[i]), request_id=r.request_id)
+                              for i, r in enumerate(records) if i % 2 == 0],
+                             source="file", actor="t", now=0.0)
+        project.feedback.add([FeedbackItem("elec2", 1 - int(truth[0]),
+                                           request_id=records[0].request_id)],
+                             source="review", actor="t", now=1.0)  # a correction wins
+    out = _tidal(elec2_project, "monitor", "labelled", "elec2", "--out",
+                 str(elec2_project / "labelled.parquet"),
+                 "--until", str(float(elec2_time([first + 48])[0])), "--json")
+    summary = json.loads(out.stdout)
+    assert summary["rows"] == 24  # every other row of the first day
+    table = pq.read_table(elec2_project / "labelled.parquet").to_pandas()
+    assert list(table.columns[:7]) == ELEC2_FEATURES + ["target"]
+    expected = elec2().iloc[first:first + 48:2].reset_index(drop=True)
+    assert np.allclose(table[ELEC2_FEATURES].to_numpy(), expected[ELEC2_FEATURES].to_numpy())
+    assert table["target"].tolist() == [1 - int(truth[0])] + expected["target"].tolist()[1:]
+    with tidal.Project(elec2_project) as project:
+        assert project.artifacts.exists(summary["dataset"])  # a dataset version

@@ -166,7 +166,7 @@ class Monitor:
         (``hours``: the starts of its hour partitions, when already listed)."""
         length, lateness = self.config.window, self.config.lateness
         if hours is None:
-            hours = _HourReader(self.compacted, deployment).hours
+            hours = HourReader(self.compacted, deployment).hours
         if not hours:
             return []
         last = self.project.monitoring.last_window_end(deployment)
@@ -189,7 +189,7 @@ class Monitor:
                        on_window: Callable[[str, WindowRecord], None] | None = None
                        ) -> DeploymentRun:
         result = DeploymentRun(deployment)
-        reader = _HourReader(self.compacted, deployment)
+        reader = HourReader(self.compacted, deployment)
         for start, end in self.pending_windows(deployment, now, reader.hours):
             table = reader.window(start, end)
             if table.num_rows == 0:
@@ -324,7 +324,7 @@ class Monitor:
             actor="monitor", reason=f"{url}: {error}", payload=body))
 
 
-class _HourReader:
+class HourReader:
     """The rows of one deployment's hour partitions. The partitions are listed once; the
     last hour read is kept, so the windows inside one hour read it once between them."""
 
