@@ -131,6 +131,36 @@ def monitor_labelled(
                           highlight=False)
 
 
+@monitor_app.command("skew")
+def monitor_skew(
+    deployment: Annotated[str, typer.Argument(help="The deployment.")],
+    sample: Annotated[int, typer.Option("--sample", "-n", min=1, max=1_000_000,
+                                        help="How many recent keyed predictions.")] = 1000,
+    source: Annotated[Path | None, typer.Option(
+        "--source", help="The data to compare with (default: [pipeline] source).")] = None,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Training/serving skew: compare the features served to recent keyed predictions with
+    the source rows of the same entity and time ([data] id and timestamp)."""
+    from tidal.monitor.skew import skew_check
+
+    handle = _project(project)
+    handle.get_deployment(deployment)
+    report = skew_check(handle, deployment, sample=sample, source=source)
+    if as_json:
+        display.print_json(report)
+        return
+    rows = [[feature, str(entry.get("compared", 0)), str(entry.get("mismatched", "")),
+             display.number(entry.get("share")), entry.get("note", "") or "; ".join(
+                 f"{e['served']!r} vs {e['source']!r}" for e in entry.get("examples", []))]
+            for feature, entry in report["features"].items()]
+    display.console.print(display.table(
+        f"{deployment}: {report['matched']:,} of {report['sampled']:,} sampled predictions "
+        f"found in {report['source']}", ["feature", "compared", "mismatched", "share",
+                                         "examples"], rows))
+
+
 def _when(text: str | None, option: str) -> float | None:
     from datetime import UTC, datetime
 

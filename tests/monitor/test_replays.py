@@ -455,3 +455,44 @@ def test_labelled_predictions_export_as_a_training_table_and_dataset(elec2_proje
     assert table["target"].tolist() == [1 - int(truth[0])] + expected["target"].tolist()[1:]
     with tidal.Project(elec2_project) as project:
         assert project.artifacts.exists(summary["dataset"])  # a dataset version
+
+
+def test_skew_between_served_and_source_features_is_found_per_feature(tmp_path):
+    from tidal.train.candidates import make_candidate
+
+    rows = range(SHIFT_ROW, SHIFT_ROW + 2 * 48)
+    source = elec2().iloc[rows.start:rows.stop].reset_index(drop=True)
+    source.insert(0, "meter", [f"m{i}" for i in rows])
+    source.insert(1, "at", elec2_time(rows))
+    source.to_csv(tmp_path / "source.csv", index=False)
+    (tmp_path / "tidal.toml").write_text(
+        '[data]\ntarget = "target"\nid = "meter"\ntimestamp = "at"\n'
+        '[pipeline]\nsource = "source.csv"\n[monitor]\nwindow = "1d"\nlateness = 0\n'
+        'min_rows = 40\n')
+    model = make_candidate("linear", "classification", ELEC2_FEATURES, [], seed=0)
+    model.fit(source[ELEC2_FEATURES], source["target"])
+    signature = {"inputs": [{"name": f, "datatype": "FP64", "nullable": True}
+                            for f in ELEC2_FEATURES],
+                 "outputs": [{"name": "label", "datatype": "INT64"},
+                             {"name": "probabilities", "datatype": "FP64"}],
+                 "task": "classification", "classes": [0, 1]}
+    served = source.copy()
+    served.loc[::10, "feat_2"] *= 1.1  # a serving-side bug on every tenth request
+    clock = ManualClock(float(elec2_time([rows.stop])[0]) + DAY)
+    with tidal.Project(tmp_path, clock=clock) as project:
+        project.register_model("elec2", model, signature=signature)
+        project.set_deployment("elec2", "elec2:1")
+        loaded = load_version(project.artifacts, project.model_version("elec2:1"))
+        log_predictions(project.settings.serve.log_path(tmp_path), "elec2", loaded, served,
+                        elec2_time(rows), key=lambda n: f"m{rows.start + n}")
+        with Monitor(project, sinks=[]) as monitor:
+            monitor.run()
+    report = json.loads(_tidal(tmp_path, "monitor", "skew", "elec2", "--json").stdout)
+    assert (report["sampled"], report["matched"]) == (96, 96)
+    shares = {f: e["share"] for f, e in report["features"].items()}
+    assert shares == {**{f: 0.0 for f in ELEC2_FEATURES}, "feat_2": pytest.approx(10 / 96)}
+    assert report["features"]["feat_2"]["examples"][0]["served"] == pytest.approx(
+        report["features"]["feat_2"]["examples"][0]["source"] * 1.1)
+    with tidal.Project(tmp_path) as project:
+        states = {(s.check, s.subject): s.state for s in project.monitoring.states("elec2")}
+    assert states[("skew", "feat_2")] == "alert" and states[("skew", "feat_1")] == "ok"

@@ -84,6 +84,8 @@ DEFAULT_RULES: dict[str, Rule] = {rule.check: rule for rule in (
     Rule("quality_drop", warn=0.05, alert=0.1),
     # the same, estimated from confidences before labels arrive
     Rule("estimated_drop", warn=0.05, alert=0.1),
+    # the share of sampled predictions whose served feature differs from the source's
+    Rule("skew", warn=0.01, alert=0.05),
 )}
 
 

@@ -240,7 +240,7 @@ class Monitor:
                                            self.project.settings.pipeline.slices,
                                            task=signature.get("task"),
                                            classes=signature.get("classes"))
-            points = [self._point(deployment, window.start, window.end, m) for m in measured]
+            points = [self.point(deployment, window.start, window.end, m) for m in measured]
             if labels.corrections:
                 points = [replace(p, details={**(p.details or {}),
                                               "corrected": labels.corrections})
@@ -284,7 +284,7 @@ class Monitor:
                 table, [s.column for s in self.project.settings.pipeline.slices])).sha256
         else:  # only failures in this window
             measured = [Measured("rows", "", 0.0), Measured("requests", "", 0.0), *measured]
-        points = [self._point(deployment, start, end, m) for m in measured]
+        points = [self.point(deployment, start, end, m) for m in measured]
         now = self.clock.now()
         return self.project.monitoring.record_window(
             NewWindow(deployment, start, end, table.num_rows, requests, version, profile_sha,
@@ -292,7 +292,8 @@ class Monitor:
             lambda pts, before: evaluate(pts, before, self.rules, now=now),
             now=now, actor="monitor")
 
-    def _point(self, deployment: str, start: float, end: float, m: Measured) -> CheckPoint:
+    def point(self, deployment: str, start: float, end: float, m: Measured) -> CheckPoint:
+        """A measured value as a stored point, judged by the rules."""
         value = None if m.value is None or not math.isfinite(m.value) else float(m.value)
         return CheckPoint(deployment, m.check, m.subject, start, end, value,
                           self.rules.judge(m.check, m.subject, value), m.details)

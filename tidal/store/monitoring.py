@@ -216,27 +216,27 @@ class MonitoringRepository:
             row = session.get(MonitorWindow, window.id, with_for_update=True)
             if row is None:
                 return []
-            existing = {(v.check, v.subject): v for v in session.scalars(
-                select(CheckValue).where(CheckValue.window_id == window.id,
-                                         CheckValue.check.in_({p.check for p in points})))}
-            judged_now = []  # points judged for the first time: they move the states
-            for p in points:
-                value = existing.get((p.check, p.subject))
-                if value is None:
-                    session.add(CheckValue(
-                        window_id=window.id, deployment=p.deployment, check=p.check,
-                        subject=p.subject, window_start=p.window_start,
-                        window_end=p.window_end, value=p.value, level=p.level,
-                        details=p.details))
-                    first = True
-                else:
-                    first = value.level == "none"
-                    value.value, value.level, value.details = p.value, p.level, p.details
-                if first and p.level != "none":
-                    judged_now.append(p)
+            judged_now = _upsert_points(session, window.id, points)
             if row.quality_at is None:
                 row.quality_at = now
             row.quality_cursor = cursor
+            if evaluate is None or not judged_now:
+                return []
+            return _move_states(session, window.deployment, judged_now, evaluate, now=now,
+                                actor=actor)
+
+        return self.db.transact(write)
+
+    def record_points(self, window: WindowRecord, points: Sequence[CheckPoint],
+                      evaluate: Evaluate | None, *, now: float, actor: str | None
+                      ) -> list[StateChange]:
+        """Add (or rewrite) points of checks computed apart from the window job (the skew
+        check) in a stored window; as for quality, a point moves the alert states the
+        first time it is judged."""
+        def write(session: Session) -> list[StateChange]:
+            if session.get(MonitorWindow, window.id, with_for_update=True) is None:
+                return []
+            judged_now = _upsert_points(session, window.id, points)
             if evaluate is None or not judged_now:
                 return []
             return _move_states(session, window.deployment, judged_now, evaluate, now=now,
@@ -293,6 +293,29 @@ class MonitoringRepository:
         order = {"alert": 0, "warn": 1, "ok": 2}
         return sorted(records, key=lambda s: (s.deployment, order.get(s.state, 3), s.check,
                                               s.subject))
+
+
+def _upsert_points(session: Session, window_id: int,
+                   points: Sequence[CheckPoint]) -> list[CheckPoint]:
+    """Insert or rewrite a window's points; returns those judged for the first time."""
+    existing = {(v.check, v.subject): v for v in session.scalars(
+        select(CheckValue).where(CheckValue.window_id == window_id,
+                                 CheckValue.check.in_({p.check for p in points})))}
+    judged_now = []
+    for p in points:
+        value = existing.get((p.check, p.subject))
+        if value is None:
+            session.add(CheckValue(
+                window_id=window_id, deployment=p.deployment, check=p.check,
+                subject=p.subject, window_start=p.window_start, window_end=p.window_end,
+                value=p.value, level=p.level, details=p.details))
+            first = True
+        else:
+            first = value.level == "none"
+            value.value, value.level, value.details = p.value, p.level, p.details
+        if first and p.level != "none":
+            judged_now.append(p)
+    return judged_now
 
 
 def _move_states(session: Session, deployment: str, points: Sequence[CheckPoint],
