@@ -17,6 +17,7 @@ from tidal import display
 from tidal.cli_data import data_app
 from tidal.cli_deploy import deployments_app
 from tidal.cli_monitor import label, monitor_app
+from tidal.cli_review import review_app
 from tidal.cli_serve import predictions_app, serve
 from tidal.core.errors import TidalError
 from tidal.core.ids import short_id
@@ -37,6 +38,7 @@ app.add_typer(predictions_app, name="predictions")
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(monitor_app, name="monitor")
 app.command("label")(label)
+app.add_typer(review_app, name="review")
 pipelines_app = typer.Typer(no_args_is_help=True,
                             help="Pipeline runs: their steps, cache hits and lineage.")
 app.add_typer(pipelines_app, name="pipelines")

@@ -34,6 +34,7 @@ from tidal.store.records import (
     VersionRecord,
 )
 from tidal.store.registry import RegistryRepository, parse_ref
+from tidal.store.review import ReviewRepository
 from tidal.store.tracking import TrackingRepository
 
 
@@ -83,6 +84,10 @@ class Project:
     @cached_property
     def feedback(self) -> FeedbackRepository:
         return FeedbackRepository(self.db)
+
+    @cached_property
+    def review(self) -> ReviewRepository:
+        return ReviewRepository(self.db)
 
     def store_exists(self) -> bool:
         """False only when the store is a SQLite file that has not been created yet."""

@@ -34,24 +34,26 @@ def elec2_time(rows: np.ndarray | range) -> np.ndarray:
 
 def log_predictions(folder: Path, deployment: str, model: LoadedModel, frame: pd.DataFrame,
                     times: np.ndarray, *, rows_per_request: int = 1, route: str = "stable",
-                    latency_ms: float = 2.0, key=None) -> int:
+                    latency_ms: float = 2.0, key=None, request_ids=None) -> list[str]:
     """Predict ``frame`` with ``model`` and log it as requests of ``rows_per_request`` rows
     at ``times`` (one per row; a request takes its first row's), with the entity key
-    ``key(request number)`` when given; returns the requests."""
+    ``key(request number)`` when given and the ids ``request_ids`` (default: new ones);
+    returns the request ids."""
     columns = check_columns(model.signature, {name: frame[name].to_numpy()
                                               for name in model.input_names},
                             max_rows=len(frame) + 1)
     outputs = model.predict(columns)
-    requests = 0
+    ids: list[str] = []
     with PredictionLog(folder, durability="async") as log:
         for start in range(0, len(frame), rows_per_request):
             stop = min(len(frame), start + rows_per_request)
+            request_id = new_id() if request_ids is None else request_ids[len(ids)]
+            ids.append(request_id)
             log.write_nowait([PredictionRecord(
-                request_id=new_id(), event_time=float(times[start]), deployment=deployment,
+                request_id=request_id, event_time=float(times[start]), deployment=deployment,
                 model=model.name, version=model.version, route=route,
                 inputs={name: values[start:stop] for name, values in columns.items()},
                 outputs={name: values[start:stop] for name, values in outputs.items()},
                 latency_ms=latency_ms, received_at=float(times[start]),
-                key=None if key is None else key(requests))])
-            requests += 1
-    return requests
+                key=None if key is None else key(len(ids) - 1))])
+    return ids

@@ -271,6 +271,24 @@ class WebhookSection(BaseModel):
     attempts: int = Field(default=5, ge=1, le=20)
 
 
+class ReviewSection(BaseModel):
+    """``[monitor.review]``: which predictions go to people (``tidal review``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: a classifier's prediction whose top probability is below this (None: off)
+    confidence_below: float | None = Field(default=None, gt=0, le=1)
+    #: when the shadow's label differs from the stable one
+    shadow_disagreement: bool = True
+    #: a random share of predictions (chosen by request id, so reruns choose alike)
+    sample_rate: float = Field(default=0.001, ge=0, le=1)
+    #: at most this many items per window (the least confident first)
+    max_per_window: int = Field(default=20, ge=0)
+    #: an item is done once this many reviewers answered it (2+ gives agreement rates)
+    reviewers_per_item: int = Field(default=1, ge=1, le=10)
+    #: an unanswered claim lapses after this long
+    claim_timeout: Duration = 900.0
+
+
 class MonitorSection(BaseModel):
     """``[monitor]``: the window jobs over the prediction log (``tidal monitor``)."""
 
@@ -290,6 +308,7 @@ class MonitorSection(BaseModel):
     compacted_folder: str | None = None
     alerts: list[AlertRuleSection] = []
     webhooks: list[WebhookSection] = []
+    review: ReviewSection = ReviewSection()
 
     def compacted_path(self, project_dir: Path, log_folder: Path) -> Path:
         """The compacted Parquet folder, relative paths against the project folder."""

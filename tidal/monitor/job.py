@@ -52,6 +52,7 @@ from tidal.monitor.quality import (
     read_index,
 )
 from tidal.monitor.reference import Reference, reference_for
+from tidal.monitor.review import pick
 from tidal.monitor.sinks import LogSink, WebhookSink
 from tidal.serve.compaction import compact
 from tidal.store.monitoring import CheckPoint, NewWindow, StateChange, WindowRecord
@@ -190,12 +191,15 @@ class Monitor:
                        ) -> DeploymentRun:
         result = DeploymentRun(deployment)
         reader = HourReader(self.compacted, deployment)
+        shadows = HourReader(self.compacted, deployment, shadow=True) \
+            if self.config.review.shadow_disagreement else None
         for start, end in self.pending_windows(deployment, now, reader.hours):
             table = reader.window(start, end)
             if table.num_rows == 0:
                 result.skipped_empty += 1
                 continue
-            written = self._window(deployment, start, end, table)
+            written = self._window(deployment, start, end, table,
+                                   shadows.window(start, end) if shadows else None)
             if written is None:
                 continue
             record, changes = written
@@ -258,7 +262,8 @@ class Monitor:
             return None
 
     # -- one window ----------------------------------------------------------------------
-    def _window(self, deployment: str, start: float, end: float, table: pa.Table
+    def _window(self, deployment: str, start: float, end: float, table: pa.Table,
+                shadow: pa.Table | None = None
                 ) -> tuple[WindowRecord, list[StateChange]] | None:
         table, failed = _split_failures(table)
         model, version = _majority_version(table if table.num_rows else failed)
@@ -282,6 +287,8 @@ class Monitor:
             profile_sha = self.project.artifacts.put_bytes(window_profile.to_bytes()).sha256
             index_sha = self.project.artifacts.put_bytes(prediction_index(
                 table, [s.column for s in self.project.settings.pipeline.slices])).sha256
+            self.project.review.add(pick(deployment, table, frame, shadow,
+                                         self.config.review), now=self.clock.now())
         else:  # only failures in this window
             measured = [Measured("rows", "", 0.0), Measured("requests", "", 0.0), *measured]
         points = [self.point(deployment, start, end, m) for m in measured]
@@ -329,7 +336,8 @@ class HourReader:
     """The rows of one deployment's hour partitions. The partitions are listed once; the
     last hour read is kept, so the windows inside one hour read it once between them."""
 
-    def __init__(self, compacted: Path, deployment: str) -> None:
+    def __init__(self, compacted: Path, deployment: str, *, shadow: bool = False) -> None:
+        self.shadow = shadow  # False: the stable and canary rows; True: the shadow's
         folder = compacted / f"deployment={quote(deployment, safe='')}"
         self.parts: dict[float, list[str]] = {}
         if folder.is_dir():
@@ -368,8 +376,10 @@ class HourReader:
             return self._table
         table = _concat([pq.read_table(part) for part in self.parts[hour]])
         if "route" in table.column_names:
-            table = table.filter(pc.fill_null(pc.not_equal(table.column("route"), SHADOW),
-                                              True))
+            is_shadow = pc.fill_null(pc.equal(table.column("route"), SHADOW), False)
+            table = table.filter(is_shadow if self.shadow else pc.invert(is_shadow))
+        elif self.shadow:
+            table = table.slice(0, 0)
         self._hour, self._table = hour, table
         return table
 

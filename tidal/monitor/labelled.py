@@ -3,7 +3,9 @@
 The feedback loop's output (Landing AI's loop, DESIGN.md's feedback path): every logged
 prediction of a deployment in a time range whose label came back, with its inputs under
 their feature names, the label under the target's name, and its event time, request id
-and route — a table the next training run can take as its source. Predictions are read
+and route — a table the next training run can take as its source. ``_set`` says where a
+row belongs: ``test`` when a reviewer marked it an unfamiliar case (Landing AI's loop:
+unfamiliar cases test the next model), ``train`` otherwise. Predictions are read
 from the compacted log one hour at a time (memory grows with the labelled rows only), and
 each is joined with its latest label exactly as the quality checks join them
 (:func:`tidal.monitor.quality.join`). Shadow rows are left out: their inputs are the
@@ -46,6 +48,8 @@ def labelled_rows(project: Project, deployment: str, *, start: float | None = No
     if not labels.by_request and not labels.by_key:
         raise ValidationError(f"deployment {deployment!r} has no labels yet (tidal label, "
                               "POST /v1/feedback)")
+    unfamiliar = {(a["request_id"], a["row"]) for a in project.review.answers(deployment)
+                  if a["familiar"] is False}
     reader = HourReader(monitor.compacted, deployment)
     parts: list[pa.Table] = []
     for hour in reader.hours:
@@ -63,7 +67,7 @@ def labelled_rows(project: Project, deployment: str, *, start: float | None = No
             continue
         picked = table.filter(keep)
         parts.append(_training_columns(picked, [label for label in found if label is not None],
-                                       target))
+                                       target, unfamiliar))
     if not parts:
         return pa.table({})
     return pa.concat_tables(parts, promote_options="permissive")
@@ -104,7 +108,8 @@ def _all_labels(project: Project, deployment: str) -> Labels:
     return labels
 
 
-def _training_columns(table: pa.Table, labels: list[Any], target: str) -> pa.Table:
+def _training_columns(table: pa.Table, labels: list[Any], target: str,
+                      unfamiliar: set[tuple[str, int]]) -> pa.Table:
     columns: dict[str, Any] = {}
     for name in table.column_names:
         if name.startswith("in."):
@@ -115,4 +120,9 @@ def _training_columns(table: pa.Table, labels: list[Any], target: str) -> pa.Tab
     for name in ("event_time", "request_id", "route"):
         if name in table.column_names:
             columns[f"_{name}"] = table.column(name)
+    rows = table.column("row").to_pylist() if "row" in table.column_names \
+        else [0] * table.num_rows
+    columns["_set"] = pa.array([
+        "test" if (request_id, row or 0) in unfamiliar else "train"
+        for request_id, row in zip(table.column("request_id").to_pylist(), rows, strict=True)])
     return pa.table(columns)

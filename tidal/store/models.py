@@ -422,3 +422,48 @@ class Feedback(Base):
     source: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str | None] = mapped_column(String(256))
     received_at: Mapped[float] = mapped_column(Double)
+
+
+class ReviewItem(Base):
+    """A prediction routed to people: why, what the model (and the shadow) said, and its
+    inputs, so a reviewer needs nothing else to judge it."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        UniqueConstraint("deployment", "request_id", "row", name="uq_review_items_prediction"),
+        Index("ix_review_items_open", "deployment", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(128))
+    row: Mapped[int] = mapped_column(Integer)
+    event_time: Mapped[float] = mapped_column(Double)
+    #: low_confidence, shadow_disagreement or sample
+    reason: Mapped[str] = mapped_column(String(32))
+    inputs: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    outputs: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    shadow_outputs: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    #: open, claimed or done
+    status: Mapped[str] = mapped_column(String(16))
+    claimed_by: Mapped[str | None] = mapped_column(String(256))
+    claimed_at: Mapped[float | None] = mapped_column(Double)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class ReviewLabel(Base):
+    """One reviewer's answer on an item: a label, or "unsure", with a note, and whether
+    the case looked familiar (familiar cases feed training, unfamiliar ones testing)."""
+
+    __tablename__ = "review_labels"
+    __table_args__ = (UniqueConstraint("item_id", "reviewer", name="uq_review_labels_once"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id", ondelete="CASCADE"),
+                                         index=True)
+    reviewer: Mapped[str] = mapped_column(String(256))
+    label: Mapped[Any | None] = mapped_column(JsonType)
+    unsure: Mapped[bool] = mapped_column(Boolean)
+    familiar: Mapped[bool | None] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Double)

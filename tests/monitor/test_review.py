@@ -1,0 +1,152 @@
+"""The human review queue: routing by rule in the window job, claims that never collide,
+answers that become feedback, agreement between reviewers, and the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from monitor_harness import ELEC2_FEATURES, elec2, elec2_time, log_predictions
+
+import tidal
+from tidal.core.clock import ManualClock
+from tidal.core.errors import ConflictError, ValidationError
+from tidal.monitor.job import Monitor
+from tidal.runtime.loaded import load_version
+from tidal.store.review import NewReviewItem
+
+DAY = 86_400.0
+ROWS = range(17_424 - 2 * 48, 17_424)
+
+
+@pytest.fixture
+def reviewed(tmp_path: Path) -> Path:
+    """Two days of Elec2 served by a logistic regression, shadowed by a model that always
+    says 1, routed with every rule on."""
+    from sklearn.dummy import DummyClassifier
+
+    from tidal.train.candidates import make_candidate
+
+    frame = elec2().iloc[ROWS.start - 2000:ROWS.start]
+    signature = {"inputs": [{"name": f, "datatype": "FP64", "nullable": True}
+                            for f in ELEC2_FEATURES],
+                 "outputs": [{"name": "label", "datatype": "INT64"},
+                             {"name": "probabilities", "datatype": "FP64"}],
+                 "task": "classification", "classes": [0, 1]}
+    (tmp_path / "tidal.toml").write_text(
+        '[monitor]\nwindow = "1d"\nlateness = 0\nmin_rows = 40\n'
+        '[monitor.review]\nconfidence_below = 0.6\nsample_rate = 0.05\nmax_per_window = 30\n'
+        'reviewers_per_item = 2\n')
+    stable = make_candidate("linear", "classification", ELEC2_FEATURES, [], seed=0)
+    stable.fit(frame[ELEC2_FEATURES], frame["target"])
+    always_one = DummyClassifier(strategy="constant", constant=1).fit(
+        frame[ELEC2_FEATURES], frame["target"])
+    served = elec2().iloc[ROWS.start:ROWS.stop]
+    times = elec2_time(ROWS)
+    with tidal.Project(tmp_path, clock=ManualClock(float(times[-1]) + DAY)) as project:
+        project.register_model("elec2", stable, signature=signature)
+        project.register_model("elec2", always_one, signature=signature)
+        project.set_deployment("elec2", "elec2:1", shadow=2)
+        folder = project.settings.serve.log_path(tmp_path)
+        ids = log_predictions(folder, "elec2", load_version(
+            project.artifacts, project.model_version("elec2:1")), served, times)
+        log_predictions(folder, "elec2", load_version(
+            project.artifacts, project.model_version("elec2:2")), served, times,
+            route="shadow", request_ids=ids)
+        with Monitor(project, sinks=[]) as monitor:
+            monitor.run()
+    return tmp_path
+
+
+def test_the_window_job_routes_predictions_by_rule(reviewed: Path):
+    with tidal.Project(reviewed) as project:
+        items = project.review.items("elec2", limit=1000)
+    reasons = {i.reason for i in items}
+    assert {"low_confidence", "shadow_disagreement"} <= reasons
+    assert len({(i.request_id, i.row) for i in items}) == len(items)  # each once
+    for item in items:
+        assert set(item.inputs) == set(ELEC2_FEATURES) and item.status == "open"
+        if item.reason == "low_confidence":
+            assert max(item.outputs["probabilities"]) < 0.6
+        if item.reason == "shadow_disagreement":
+            assert item.outputs["label"] == 0 and item.shadow_outputs["label"] == 1
+        assert item.shadow_outputs is not None and item.shadow_outputs["version"] == 2
+    # the least confident come first, and a window holds at most max_per_window
+    assert len(items) <= 2 * 30
+
+
+def test_claims_answers_feedback_and_agreement(reviewed: Path):
+    from tidal.monitor.review import answer
+
+    with tidal.Project(reviewed) as project:
+        now = project.clock.now()
+        first = project.review.claim_next("elec2", "ana", now=now)
+        other = project.review.claim_next("elec2", "ben", now=now)
+        assert first.id != other.id  # a claimed item is not handed out twice
+        assert project.review.claim_next("elec2", "ana", now=now).id == first.id  # still ana's
+        answer(project, first.id, "ana", label=1)
+        with pytest.raises(ConflictError):
+            answer(project, first.id, "ana", label=0)
+        with pytest.raises(ValidationError):
+            answer(project, first.id, "ben", label=1, unsure=True)
+        # ben is handed back the item he holds; then ana's (two answers are wanted)
+        assert project.review.claim_next("elec2", "ben", now=now).id == other.id
+        answer(project, other.id, "ben", unsure=True, note="cannot tell")
+        assert project.review.claim_next("elec2", "ben", now=now).id == first.id
+        done = answer(project, first.id, "ben", label=0, familiar=False)
+        assert (done.status, done.answers) == ("done", 2)
+        # a lapsed claim goes back to the pool
+        third = project.review.claim_next("elec2", "cy", now=now)
+        assert project.review.claim_next("elec2", "dee", now=now + 901).id == third.id
+        agreement = project.review.agreement("elec2")
+        assert agreement["items"] == 1
+        assert agreement["pairs"] == [{"reviewers": ["ana", "ben"], "items": 1,
+                                       "agreement": 0.0}]
+        assert {c["class"]: c["agreement"] for c in agreement["classes"]} == {"0": 0.0,
+                                                                              "1": 0.0}
+        labels = project.feedback.since("elec2")
+        assert [(f.request_id, f.label, f.source, f.actor) for f in labels] == [
+            (first.request_id, 1, "review", "ana"), (first.request_id, 0, "review", "ben")]
+
+
+def test_items_are_queued_once(project):
+    item = NewReviewItem("d", "r1", 0, 1.0, "sample", {"x": 1}, {"label": 0})
+    assert project.review.add([item, item], now=1.0) == 1
+    assert project.review.add([item], now=2.0) == 0
+    assert len(project.review.items("d")) == 1
+
+
+def _tidal(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TIDAL_PROJECT_DIR": str(folder), "COLUMNS": "200"}
+    result = subprocess.run([sys.executable, "-m", "tidal", *args], env=env, text=True,
+                            capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_the_review_command_line(reviewed: Path):
+    listed = json.loads(_tidal(reviewed, "review", "list", "-d", "elec2", "--json").stdout)
+    assert listed and listed[0]["status"] == "open"
+    item = json.loads(_tidal(reviewed, "review", "next", "-d", "elec2", "-r", "ana",
+                             "--json").stdout)
+    shown = _tidal(reviewed, "review", "next", "-d", "elec2", "-r", "ana").stdout
+    assert f"item {item['id']}" in shown and "feat_1" in shown and "shadow: label" in shown
+    answered = json.loads(_tidal(reviewed, "review", "label", str(item["id"]), "1", "-r",
+                                 "ana", "--unfamiliar", "--json").stdout)
+    assert answered["answers"] == 1 and answered["status"] == "open"
+    # the reviewed label is feedback; the unfamiliar case goes to the next test set
+    out = reviewed / "labelled.parquet"
+    _tidal(reviewed, "monitor", "labelled", "elec2", "--out", str(out))
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out).to_pylist()
+    assert [(r["_request_id"], r["target"], r["_set"]) for r in table] == [
+        (item["request_id"], 1, "test")]
+    report = json.loads(_tidal(reviewed, "review", "agreement", "-d", "elec2",
+                               "--json").stdout)
+    assert report == {"items": 0, "pairs": [], "classes": []}
+    assert "agreement" in _tidal(reviewed, "review", "agreement", "-d", "elec2").stdout
