@@ -24,8 +24,7 @@ import pyarrow as pa
 
 from tidal.core.config import ReviewSection
 from tidal.monitor.outputs import CONFIDENCE, LABEL
-from tidal.store.feedback import FeedbackItem
-from tidal.store.review import NewReviewItem, ReviewItemRecord
+from tidal.store.review import NewReviewItem, ReviewItemRecord, answer_with_feedback
 
 if TYPE_CHECKING:
     from tidal.project import Project
@@ -82,15 +81,10 @@ def answer(project: Project, item_id: int, reviewer: str, *, label: Any = None,
            unsure: bool = False, familiar: bool | None = None, note: str | None = None
            ) -> ReviewItemRecord:
     """Record an answer; a label also becomes feedback for the prediction."""
-    required = project.settings.monitor.review.reviewers_per_item
-    now = project.clock.now()
-    item = project.review.answer(item_id, reviewer, label=label, unsure=unsure,
-                                 familiar=familiar, note=note, now=now, required=required)
-    if label is not None:
-        project.feedback.add([FeedbackItem(item.deployment, label,
-                                           request_id=item.request_id, row=item.row)],
-                             source="review", actor=reviewer, now=now)
-    return item
+    return answer_with_feedback(
+        project.review, project.feedback, item_id, reviewer, label=label, unsure=unsure,
+        familiar=familiar, note=note, now=project.clock.now(),
+        required=project.settings.monitor.review.reviewers_per_item)
 
 
 def _rows(table: pa.Table) -> list[int]:

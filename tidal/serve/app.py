@@ -26,11 +26,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tidal.core.errors import NotFoundError, ValidationError
+from tidal.core.errors import ConflictError, NotFoundError, ValidationError
 from tidal.serve import inference, protocol
 from tidal.serve.openapi import openapi_document
 from tidal.serve.server import AdminRefused, Server
 from tidal.store.feedback import FeedbackItem, check_item
+from tidal.store.review import answer_with_feedback
 
 SERVER_VERSION = "0.1.0"
 JSON = "application/json"
@@ -213,6 +214,102 @@ def feedback_items(document: Any, deployments: list[str]) -> list[FeedbackItem]:
             for index, raw in enumerate(document)]
 
 
+# -- the review queue (feedback or admin token) ------------------------------------------------
+
+async def review_items(request: Request) -> Response:
+    """GET /v1/review?deployment=&status=&limit=: the queue, oldest first."""
+    server = _server(request)
+    server.check_feedback(request.headers.get("authorization"))
+    params = request.query_params
+    try:
+        limit = int(params.get("limit", "100"))
+        if not 1 <= limit <= 10_000:
+            raise ValueError
+    except ValueError:
+        return _error(400, "'limit' must be a whole number from 1 to 10,000")
+    try:
+        items = await asyncio.to_thread(server.project.review.items, params.get("deployment"),
+                                        status=params.get("status"), limit=limit)
+    except ValidationError as exc:
+        return _error(400, str(exc))
+    return _json([item.to_dict() for item in items])
+
+
+async def review_next(request: Request) -> Response:
+    """POST /v1/review/next {"deployment", "reviewer"}: claim the next item (null: none)."""
+    server = _server(request)
+    server.check_feedback(request.headers.get("authorization"))
+    body = await _small_json(request)
+    if isinstance(body, Response):
+        return body
+    deployment, reviewer = body.get("deployment"), body.get("reviewer")
+    if not isinstance(deployment, str) or deployment not in server.replica.deployments:
+        return _error(404, f"this server has no deployment {deployment!r}")
+    try:
+        item = await asyncio.to_thread(
+            server.project.review.claim_next, deployment, reviewer, now=time.time(),
+            claim_seconds=server.project.settings.monitor.review.claim_timeout)
+    except ValidationError as exc:
+        return _error(400, str(exc))
+    return _json(None if item is None else item.to_dict())
+
+
+async def review_answer(request: Request) -> Response:
+    """POST /v1/review/{item}/answer {"reviewer", "label" | "unsure": true, "familiar",
+    "note"}: answer an item; a label also becomes feedback."""
+    server = _server(request)
+    server.check_feedback(request.headers.get("authorization"))
+    body = await _small_json(request)
+    if isinstance(body, Response):
+        return body
+    text = request.path_params["item"]
+    if not text.isdigit():
+        return _error(404, f"no review item {text!r}")
+    item_id = int(text)
+    try:
+        familiar = body.get("familiar")
+        if familiar is not None and not isinstance(familiar, bool):
+            raise ValidationError("'familiar' is true or false")
+        note = body.get("note")
+        if note is not None and not isinstance(note, str):
+            raise ValidationError("'note' is a text")
+        answered = await asyncio.to_thread(
+            answer_with_feedback, server.project.review, server.project.feedback, item_id,
+            body.get("reviewer"), label=body.get("label"), unsure=body.get("unsure") is True,
+            familiar=familiar, note=note, now=time.time(),
+            required=server.project.settings.monitor.review.reviewers_per_item)
+    except NotFoundError as exc:
+        return _error(404, str(exc))
+    except ConflictError as exc:
+        return _error(409, str(exc))
+    except ValidationError as exc:
+        return _error(400, str(exc))
+    return _json(answered.to_dict())
+
+
+async def review_agreement(request: Request) -> Response:
+    """GET /v1/review/agreement?deployment=: label consistency between reviewers."""
+    server = _server(request)
+    server.check_feedback(request.headers.get("authorization"))
+    deployment = request.query_params.get("deployment")
+    if not deployment:
+        return _error(400, "name the deployment: ?deployment=…")
+    return _json(await asyncio.to_thread(server.project.review.agreement, deployment))
+
+
+async def _small_json(request: Request) -> dict[str, Any] | Response:
+    body = await request.body()
+    if len(body) > 64 * 1024:
+        return _error(413, "a review request is at most 64 KiB")
+    try:
+        document = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as exc:
+        return _error(400, f"the body is not valid JSON: {exc}")
+    if not isinstance(document, dict):
+        return _error(400, "send a JSON object")
+    return document
+
+
 async def answered_by_the_dispatcher(request: Request) -> Response:
     """Never called: :class:`ServingApp` answers these POSTs itself; the routes exist so
     that other methods get a 405."""
@@ -300,6 +397,10 @@ def create_app(project: Any) -> ServingApp:
         Route(version + "/infer", answered_by_the_dispatcher, methods=["POST"]),
         Route("/v1/predict", answered_by_the_dispatcher, methods=["POST"]),
         Route("/v1/feedback", v1_feedback, methods=["POST"]),
+        Route("/v1/review", review_items),
+        Route("/v1/review/next", review_next, methods=["POST"]),
+        Route("/v1/review/agreement", review_agreement),
+        Route("/v1/review/{item}/answer", review_answer, methods=["POST"]),
         Route("/metrics", metrics), Route("/openapi.json", openapi),
         Route("/admin/status", admin_status),
         Route("/admin/reload", admin_reload, methods=["POST"]),

@@ -94,6 +94,34 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "responses": {"200": _ok("FeedbackResponse", "Labels stored."),
                               "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
                               "413": _ERROR}}},
+            "/v1/review": {"get": {
+                "summary": "The review queue (feedback or admin token)",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": n, "in": "query", "schema": {"type": t}}
+                               for n, t in (("deployment", "string"), ("status", "string"),
+                                            ("limit", "integer"))],
+                "responses": {"200": {"description": "Items, oldest first"},
+                              "400": _ERROR, "401": _ERROR, "403": _ERROR}}},
+            "/v1/review/next": {"post": {
+                "summary": "Claim the next item for a reviewer (body: deployment, reviewer)",
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "The item, or null"}, "400": _ERROR,
+                              "401": _ERROR, "403": _ERROR, "404": _ERROR}}},
+            "/v1/review/{item}/answer": {"post": {
+                "summary": "Answer an item: reviewer, label or unsure, familiar, note",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "item", "in": "path", "required": True,
+                                "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "The item after the answer"},
+                              "400": _ERROR, "401": _ERROR, "403": _ERROR, "404": _ERROR,
+                              "409": _ERROR}}},
+            "/v1/review/agreement": {"get": {
+                "summary": "Agreement between reviewers, per pair and per class",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "deployment", "in": "query", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "Agreement rates"}, "400": _ERROR,
+                              "401": _ERROR, "403": _ERROR}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
                 "200": {"description": "Exposition format",
                         "content": {"text/plain": {"schema": {"type": "string"}}}}}}},

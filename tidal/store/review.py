@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from tidal.core.errors import ConflictError, NotFoundError, ValidationError
 
 from .database import Database
+from .feedback import FeedbackItem, FeedbackRepository
 from .models import ReviewItem, ReviewLabel
 
 STATUSES = ("open", "claimed", "done")
@@ -197,6 +198,21 @@ class ReviewRepository:
             "classes": [{"class": name, "pairs": len(v), "agreement": sum(v) / len(v)}
                         for name, v in sorted(classes.items())],
         }
+
+
+def answer_with_feedback(review: ReviewRepository, feedback: FeedbackRepository,
+                         item_id: int, reviewer: str, *, label: Any = None,
+                         unsure: bool = False, familiar: bool | None = None,
+                         note: str | None = None, now: float, required: int = 1
+                         ) -> ReviewItemRecord:
+    """Record an answer; a label (not "unsure") also becomes feedback for the prediction
+    (source ``review``), so it counts in labelled quality and training data."""
+    item = review.answer(item_id, reviewer, label=label, unsure=unsure, familiar=familiar,
+                         note=note, now=now, required=required)
+    if label is not None:
+        feedback.add([FeedbackItem(item.deployment, label, request_id=item.request_id,
+                                   row=item.row)], source="review", actor=reviewer, now=now)
+    return item
 
 
 def _answers(session: Session, item_id: int) -> int:
