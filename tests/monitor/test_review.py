@@ -150,3 +150,22 @@ def test_the_review_command_line(reviewed: Path):
                                "--json").stdout)
     assert report == {"items": 0, "pairs": [], "classes": []}
     assert "agreement" in _tidal(reviewed, "review", "agreement", "-d", "elec2").stdout
+
+
+def test_the_sample_rule_works_without_a_shadow(tmp_path: Path):
+    import pyarrow as pa
+
+    from tidal.core.config import ReviewSection
+    from tidal.monitor.review import pick
+
+    window = pa.table({"request_id": [f"r{i}" for i in range(2000)], "row": [0] * 2000,
+                       "event_time": pa.array([10**12] * 2000, pa.int64()).cast(
+                           pa.timestamp("us", tz="UTC")),
+                       "in.x": [1.0] * 2000, "out.label": [1] * 2000})
+    rules = ReviewSection(sample_rate=0.01, max_per_window=100)
+    items = pick("d", window, window.select(["out.label"]), pa.table({}), rules)
+    assert 5 <= len(items) <= 40 and {i.reason for i in items} == {"sample"}
+    assert all(i.shadow_outputs is None for i in items)
+    # chosen by request id: the same ones again
+    assert [i.request_id for i in pick("d", window, window.select(["out.label"]), None,
+                                       rules)] == [i.request_id for i in items]

@@ -39,6 +39,9 @@ def pick(deployment: str, window: pa.Table, frame: pa.Table, shadow: pa.Table | 
     the shadow rows, if any."""
     if rules.max_per_window == 0 or window.num_rows == 0:
         return []
+    if shadow is not None and (shadow.num_rows == 0
+                               or "request_id" not in shadow.column_names):
+        shadow = None  # no shadow served in this window
     ids = window.column("request_id").to_pylist()
     rows = window.column("row").to_pylist() if "row" in window.column_names else [0] * len(ids)
     chosen: dict[int, str] = {}
