@@ -3,6 +3,7 @@
     tidal monitor                      # run pending windows, then the state of every check
     tidal monitor -d elec2 --no-run    # one deployment, only what is stored
     tidal monitor reference elec2:1 data/train.parquet --target target
+    tidal monitor unmatched elec2      # labels that named no logged prediction
 """
 
 from __future__ import annotations
@@ -161,6 +162,40 @@ def monitor_skew(
                                          "examples"], rows))
 
 
+@monitor_app.command("unmatched")
+def monitor_unmatched(
+    deployment: Annotated[str, typer.Argument(help="The deployment.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000,
+                                       help="How many to list, oldest first.")] = 100,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Labels that matched no logged prediction although every window they could belong
+    to has been judged: a wrong request id, a key or time no request had, or a
+    prediction older than the label horizon. They stay stored; this lists them."""
+    from tidal.monitor.quality import label_report
+
+    handle = _project(project)
+    handle.get_deployment(deployment)
+    report = label_report(handle, deployment, now=handle.clock.now(), examples=limit)
+    if as_json:
+        display.print_json(report)
+        return
+    rows = [[str(e["id"]), e["request_id"] or "", str(e["row"]), e["entity_key"] or "",
+             display.when(e["event_time"], short=True) if e["event_time"] else "",
+             str(e["label"]), e["source"], display.when(e["received_at"], short=True)]
+            for e in report["unmatched_examples"]]
+    display.console.print(display.table(
+        f"{deployment}: {_labels_line(report)}",
+        ["id", "request id", "row", "key", "event time", "label", "source", "received"],
+        rows))
+
+
+def _labels_line(labels: dict[str, Any]) -> str:
+    return (f"{labels['stored']:,} label(s): {labels['matched']:,} matched a prediction, "
+            f"{labels['waiting']:,} waiting, {labels['unmatched']:,} matched none")
+
+
 def _when(text: str | None, option: str) -> float | None:
     from datetime import UTC, datetime
 
@@ -208,8 +243,11 @@ def _deployment_report(handle: Any, name: str) -> dict[str, Any]:
                        "level": point.level, "window_end": point.window_end,
                        "state": state.state if state else None,
                        "since": state.since if state else None, "details": point.details})
+    from tidal.monitor.quality import label_report
+
     windows = handle.monitoring.windows(name, limit=1_000_000)
     return {"deployment": name, "windows": len(windows),
+            "labels": label_report(handle, name, now=handle.clock.now(), examples=5),
             "last_window_end": windows[-1].end if windows else None,
             "alerts": sum(1 for s in states.values() if s.state == "alert"),
             "warnings": sum(1 for s in states.values() if s.state == "warn"),
@@ -236,6 +274,11 @@ def _print_report(entry: dict[str, Any]) -> None:
     display.console.print(display.table(title, ["check", "subject", "latest", "level",
                                                  "state", "since", "window end"], rows,
                                         no_wrap=("latest", "since", "window end")))
+    labels = entry["labels"]
+    if labels["stored"]:
+        hint = f" (tidal monitor unmatched {entry['deployment']})" \
+            if labels["unmatched"] else ""
+        display.console.print(_labels_line(labels) + hint, highlight=False)
 
 
 def label(

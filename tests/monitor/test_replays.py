@@ -29,6 +29,7 @@ from monitor_harness import DATA, ELEC2_FEATURES, elec2, elec2_time, log_predict
 import tidal
 from tidal.core.clock import ManualClock
 from tidal.monitor.job import Monitor
+from tidal.monitor.quality import label_report
 from tidal.monitor.reference import set_reference
 from tidal.runtime.loaded import load_version
 from tidal.serve.predlog import read_log
@@ -289,11 +290,17 @@ def test_late_labels_give_quality_per_window_and_corrections_update_it(elec2_pro
         assert project.monitoring.series("elec2", "labelled", "") == []  # no label yet
         # labels for the first three days arrive (day 3's window is not due: its end is
         # less than the label delay ago)
+        # ... with two for requests that were never made
         project.feedback.add([FeedbackItem("elec2", int(truth[i]), request_id=r.request_id)
-                              for i, r in enumerate(records[:3 * 48])],
+                              for i, r in enumerate(records[:3 * 48])]
+                             + [FeedbackItem("elec2", 1, request_id=f"nope-{n}")
+                                for n in range(2)],
                              source="file", actor="t", now=clock.now())
         monitor.run()
         assert len(project.monitoring.series("elec2", "labelled", "")) == 3
+        report = label_report(project, "elec2", now=clock.now())
+        assert (report["stored"], report["matched"], report["waiting"],
+                report["unmatched"]) == (146, 144, 2, 0)  # too early to call them unknown
         clock.advance(DAY)  # now day 3 is due too, without labels
         monitor.run()
         accuracy = project.monitoring.series("elec2", "quality", "accuracy")
@@ -345,6 +352,20 @@ def test_late_labels_give_quality_per_window_and_corrections_update_it(elec2_pro
         monitor.run()
         assert project.monitoring.series("elec2", "quality", "accuracy")[0].value == \
             updated[0].value
+        # the labels for unknown requests are reported (kept, and listed), as is the one
+        # past the horizon once every window it could belong to has been judged
+        report = label_report(project, "elec2", now=clock.now())
+        assert (report["stored"], report["matched"], report["waiting"],
+                report["unmatched"]) == (243, 240, 1, 2)
+        assert [e["request_id"] for e in report["unmatched_examples"]] == ["nope-0", "nope-1"]
+        clock.advance(3 * DAY)
+        monitor.run()
+        assert label_report(project, "elec2", now=clock.now())["unmatched"] == 3
+    listed = json.loads(_tidal(elec2_project, "monitor", "unmatched", "elec2", "--json").stdout)
+    assert [e["request_id"] for e in listed["unmatched_examples"]] == [
+        "nope-0", "nope-1", records[0].request_id]
+    table = _tidal(elec2_project, "monitor", "--no-run", "-d", "elec2").stdout
+    assert "3 matched none" in table and "tidal monitor unmatched elec2" in table
 
 
 def test_labels_by_entity_key_match_each_row_of_a_multi_row_request(elec2_project):

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from monitor_harness import ELEC2_FEATURES, elec2, elec2_time, log_predictions
 
 import tidal
 from tidal.core.clock import ManualClock
-from tidal.core.errors import ConflictError, ValidationError
+from tidal.core.errors import ConflictError, NotFoundError, ValidationError
 from tidal.monitor.job import Monitor
 from tidal.runtime.loaded import load_version
 from tidal.store.review import NewReviewItem
@@ -118,6 +119,39 @@ def test_items_are_queued_once(project):
     assert project.review.add([item, item], now=1.0) == 1
     assert project.review.add([item], now=2.0) == 0
     assert len(project.review.items("d")) == 1
+
+
+def test_two_monitors_queueing_the_same_items_both_succeed(project):
+    items = [NewReviewItem("d", f"r{i}", 0, 1.0, "sample", {"x": i}, {"label": 0})
+             for i in range(300)]
+    with ThreadPoolExecutor(4) as pool:
+        added = list(pool.map(lambda part: project.review.add(part, now=1.0),
+                              [items, items[100:], items[:200], items]))
+    assert sum(added) == 300  # each item inserted by exactly one of the writers
+    assert len(project.review.items("d", limit=1000)) == 300
+
+
+def test_an_answer_and_its_label_are_written_together_or_not_at_all(project):
+    from tidal.store.review import answer_with_feedback
+
+    project.review.add([NewReviewItem("d", "r1", 2, 1.0, "sample", {"x": 1}, {"label": 0}),
+                        NewReviewItem("e", "r2", 0, 1.0, "sample", {"x": 1}, {"label": 0})],
+                       now=1.0)
+    first, other = project.review.items()
+    for bad in (float("nan"), "x" * 1001, [1]):
+        with pytest.raises(ValidationError, match="label"):
+            answer_with_feedback(project.review, first.id, "ana", label=bad, now=2.0)
+    with pytest.raises(NotFoundError):  # a server answers for its own deployments only
+        answer_with_feedback(project.review, other.id, "ana", label=1, now=2.0, among=["d"])
+    assert project.review.answers("d") == [] and project.feedback.count("d") == 0
+    done = answer_with_feedback(project.review, first.id, "ana", label=1, now=2.0,
+                                among=["d"])
+    assert done.status == "done"
+    assert [(f.request_id, f.row, f.label) for f in project.feedback.since("d")] == [
+        ("r1", 2, 1)]
+    with pytest.raises(ConflictError):  # the second answer fails whole: no second label
+        answer_with_feedback(project.review, first.id, "ana", label=0, now=3.0)
+    assert project.feedback.count("d") == 1
 
 
 def _tidal(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,10 @@ AUTH = {"authorization": f"Bearer {TOKEN}"}
 def test_a_reviewer_claims_and_answers_items_over_http(served: Running):
     served.project.review.add([
         NewReviewItem("elec2", f"req-{i}", 0, 1_700_000_000.0 + i, "sample", {"feat_1": 0.5},
-                      {"label": 1}) for i in range(3)], now=1.0)
+                      {"label": 1}) for i in range(3)]
+        # an item of a deployment this server does not serve: invisible to it
+        + [NewReviewItem("ghost", "req-g", 0, 1_700_000_000.0, "sample", {}, {})], now=1.0)
+    ghost = served.project.review.items("ghost")[0].id
     with served.client() as http:
         assert http.get("/v1/review").status_code == 401
         listed = http.get("/v1/review", params={"deployment": "elec2"}, headers=AUTH)
@@ -44,6 +47,19 @@ def test_a_reviewer_claims_and_answers_items_over_http(served: Running):
             answer = http.post(path, json=body, headers=AUTH)
             assert answer.status_code == status, (path, body, answer.text)
             assert words in answer.json()["error"], answer.json()
+        for path, body, status, words in [
+                (f"/v1/review/{ghost}/answer", {"reviewer": "ana", "label": 1}, 404, "no review"),
+                (f"/v1/review/{item['id']}/answer", {"reviewer": "cy", "label": "x" * 1001},
+                 400, "label")]:
+            answer = http.post(path, json=body, headers=AUTH)
+            assert answer.status_code == status, (path, answer.text)
+            assert words in answer.json()["error"], answer.json()
+        assert [i["request_id"] for i in http.get("/v1/review", headers=AUTH).json()] == [
+            "req-0", "req-1", "req-2"]
+        for params in ({"deployment": "ghost"}, {"deployment": "nope"}):
+            assert http.get("/v1/review", params=params, headers=AUTH).status_code == 404
+            assert http.get("/v1/review/agreement", params=params,
+                            headers=AUTH).status_code == 404
         assert http.post("/v1/review/next", content=b"[1", headers=AUTH).status_code == 400
         agreement = http.get("/v1/review/agreement", params={"deployment": "elec2"},
                              headers=AUTH)

@@ -40,6 +40,8 @@ def test_a_window_its_points_states_and_events_are_written_together(project):
     assert latest[("rows", "")].level == "none"
     assert project.monitoring.last_window_end("elec2") == 120.0
     assert project.monitoring.last_window_end("other") is None
+    assert project.monitoring.latest_window("elec2").start == 60.0  # the newest of two
+    assert project.monitoring.latest_window("other") is None
 
 
 def test_a_window_is_written_once(project):

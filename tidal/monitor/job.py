@@ -46,6 +46,7 @@ from tidal.monitor.checks import Measured, WindowData, compute, error_rates
 from tidal.monitor.outputs import outputs_of_table
 from tidal.monitor.quality import (
     join,
+    matched_ids,
     measure,
     measure_slices,
     prediction_index,
@@ -191,15 +192,14 @@ class Monitor:
                        ) -> DeploymentRun:
         result = DeploymentRun(deployment)
         reader = HourReader(self.compacted, deployment)
-        shadows = HourReader(self.compacted, deployment, shadow=True) \
-            if self.config.review.shadow_disagreement else None
         for start, end in self.pending_windows(deployment, now, reader.hours):
             table = reader.window(start, end)
             if table.num_rows == 0:
                 result.skipped_empty += 1
                 continue
-            written = self._window(deployment, start, end, table,
-                                   shadows.window(start, end) if shadows else None)
+            shadow = reader.window(start, end, shadow=True) \
+                if self.config.review.shadow_disagreement else None
+            written = self._window(deployment, start, end, table, shadow)
             if written is None:
                 continue
             record, changes = written
@@ -252,7 +252,8 @@ class Monitor:
             stamp = self.clock.now()
             changes += self.project.monitoring.record_quality(
                 window, points, functools.partial(evaluate, rules=self.rules, now=stamp),
-                cursor=latest, now=stamp, actor="monitor")
+                cursor=latest, now=stamp, actor="monitor",
+                matched=matched_ids(index, labels))
         return changes
 
     def _model_of(self, deployment: str) -> str | None:
@@ -266,6 +267,8 @@ class Monitor:
                 shadow: pa.Table | None = None
                 ) -> tuple[WindowRecord, list[StateChange]] | None:
         table, failed = _split_failures(table)
+        if shadow is not None and shadow.num_rows:
+            shadow = _split_failures(shadow)[0]  # a failed shadow call has nothing to compare
         model, version = _majority_version(table if table.num_rows else failed)
         version_record = self._version(model, version)
         requests = pc.count_distinct(table.column("request_id")).as_py() \
@@ -334,10 +337,10 @@ class Monitor:
 
 class HourReader:
     """The rows of one deployment's hour partitions. The partitions are listed once; the
-    last hour read is kept, so the windows inside one hour read it once between them."""
+    last hour read is kept, split into its stable/canary rows and its shadow rows, so the
+    windows inside one hour read it once between them, shadows included."""
 
-    def __init__(self, compacted: Path, deployment: str, *, shadow: bool = False) -> None:
-        self.shadow = shadow  # False: the stable and canary rows; True: the shadow's
+    def __init__(self, compacted: Path, deployment: str) -> None:
         folder = compacted / f"deployment={quote(deployment, safe='')}"
         self.parts: dict[float, list[str]] = {}
         if folder.is_dir():
@@ -352,15 +355,17 @@ class HourReader:
                             self.parts[_hour_start(entry.name)] = parts
         self.hours = sorted(self.parts)
         self._hour: float | None = None
-        self._table: pa.Table | None = None
+        self._tables: tuple[pa.Table, pa.Table] | None = None
 
-    def window(self, start: float, end: float) -> pa.Table:
+    def window(self, start: float, end: float, *, shadow: bool = False) -> pa.Table:
+        """The rows with event times in ``[start, end)``: the stable and canary rows, or
+        with ``shadow`` the shadow's."""
         first = bisect.bisect_right(self.hours, start - _HOUR)
         last = bisect.bisect_left(self.hours, end)
         low, high = round(start * 1e6), round(end * 1e6)
         tables = []
         for hour in self.hours[first:last]:
-            table = self._read(hour)
+            table = self._read(hour)[1 if shadow else 0]
             if hour < start or hour + _HOUR > end:  # the hour sticks out of the window
                 times = table.column("event_time").cast(pa.int64())
                 table = table.filter(pc.and_(pc.greater_equal(times, low),
@@ -371,17 +376,17 @@ class HourReader:
             return pa.table({})
         return _concat(tables)
 
-    def _read(self, hour: float) -> pa.Table:
-        if hour == self._hour and self._table is not None:
-            return self._table
+    def _read(self, hour: float) -> tuple[pa.Table, pa.Table]:
+        if hour == self._hour and self._tables is not None:
+            return self._tables
         table = _concat([pq.read_table(part) for part in self.parts[hour]])
         if "route" in table.column_names:
             is_shadow = pc.fill_null(pc.equal(table.column("route"), SHADOW), False)
-            table = table.filter(is_shadow if self.shadow else pc.invert(is_shadow))
-        elif self.shadow:
-            table = table.slice(0, 0)
-        self._hour, self._table = hour, table
-        return table
+            tables = table.filter(pc.invert(is_shadow)), table.filter(is_shadow)
+        else:
+            tables = table, table.slice(0, 0)
+        self._hour, self._tables = hour, tables
+        return tables
 
 
 def _split_failures(table: pa.Table) -> tuple[pa.Table, pa.Table]:

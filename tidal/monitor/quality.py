@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +41,9 @@ from scipy.stats import rankdata
 from tidal.monitor.checks import Measured
 from tidal.monitor.outputs import probability_matrix
 from tidal.store.feedback import Labels
+
+if TYPE_CHECKING:
+    from tidal.project import Project
 
 #: the columns of a window's prediction index (those the window has)
 INDEX_COLUMNS = ("request_id", "row", "key", "event_time", "model", "version", "out.label",
@@ -83,6 +86,22 @@ def join(index: pa.Table, labels: Labels) -> list[Any]:
         chosen = max((m for m in (by_id, by_key) if m is not None), key=lambda m: m[0],
                      default=None)
         found.append(None if chosen is None else chosen[1])
+    return found
+
+
+def matched_ids(index: pa.Table, labels: Labels) -> list[int]:
+    """The ids of every label (the replaced ones too) that names a prediction of
+    ``index``."""
+    ids = index.column("request_id").to_pylist()
+    rows = index.column("row").to_pylist() if "row" in index.column_names else [0] * len(ids)
+    keys = index.column("key").to_pylist() if "key" in index.column_names else [None] * len(ids)
+    micros = index.column("event_time").cast(pa.int64()).to_pylist() \
+        if "event_time" in index.column_names else [None] * len(ids)
+    found: list[int] = []
+    for request_id, row, key, when in zip(ids, rows, keys, micros, strict=True):
+        found += labels.ids.get(("request", request_id, row or 0), ())
+        if key is not None and when is not None:
+            found += labels.ids.get(("key", key, when / 1e6, row or 0), ())
     return found
 
 
@@ -235,3 +254,26 @@ def _text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def label_report(project: Project, deployment: str, *, now: float,
+                 examples: int = 20) -> dict[str, Any]:
+    """What became of the deployment's labels: ``stored``, ``matched`` (joined to a
+    prediction), ``waiting`` (not matched yet, but their prediction's window may still be
+    judged) and ``unmatched``: not matched although received more than the label delay,
+    a window and its lateness ago, so every window they could belong to has been judged
+    since (if the monitor ran). These name predictions the log does not hold (a wrong
+    id, a key or time that no request had, a prediction older than the label horizon);
+    they stay stored, and ``examples`` of them are listed."""
+    config = project.settings.monitor
+    cutoff = now - (config.label_delay + config.window + config.lateness)
+    feedback = project.feedback
+    stored, matched = feedback.count(deployment), feedback.matched_count(deployment)
+    unmatched, oldest = feedback.unmatched(deployment, received_before=cutoff,
+                                           limit=examples)
+    return {"stored": stored, "matched": matched,
+            "waiting": stored - matched - unmatched, "unmatched": unmatched,
+            "unmatched_examples": [
+                {k: v for k, v in record.to_dict().items()
+                 if k in ("id", "request_id", "row", "entity_key", "event_time", "label",
+                          "source", "received_at")} for record in oldest]}

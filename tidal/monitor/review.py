@@ -43,7 +43,7 @@ def pick(deployment: str, window: pa.Table, frame: pa.Table, shadow: pa.Table | 
                                or "request_id" not in shadow.column_names):
         shadow = None  # no shadow served in this window
     ids = window.column("request_id").to_pylist()
-    rows = window.column("row").to_pylist() if "row" in window.column_names else [0] * len(ids)
+    rows = _rows(window)
     chosen: dict[int, str] = {}
     if rules.confidence_below is not None and CONFIDENCE in frame.column_names:
         confidence = frame.column(CONFIDENCE).to_numpy(zero_copy_only=False)
@@ -73,7 +73,7 @@ def pick(deployment: str, window: pa.Table, frame: pa.Table, shadow: pa.Table | 
     items = []
     for i, reason in picked:
         items.append(NewReviewItem(
-            deployment, ids[i], rows[i] or 0, times[i] / 1e6, reason,
+            deployment, ids[i], rows[i], times[i] / 1e6, reason,
             {n[3:]: _plain(window.column(n)[i].as_py()) for n in inputs},
             {n[4:]: _plain(window.column(n)[i].as_py()) for n in outputs},
             shadow_outputs.get((ids[i], rows[i]))))
@@ -85,7 +85,7 @@ def answer(project: Project, item_id: int, reviewer: str, *, label: Any = None,
            ) -> ReviewItemRecord:
     """Record an answer; a label also becomes feedback for the prediction."""
     return answer_with_feedback(
-        project.review, project.feedback, item_id, reviewer, label=label, unsure=unsure,
+        project.review, item_id, reviewer, label=label, unsure=unsure,
         familiar=familiar, note=note, now=project.clock.now(),
         required=project.settings.monitor.review.reviewers_per_item)
 
@@ -105,8 +105,8 @@ def _by_prediction(shadow: pa.Table) -> dict[tuple[str, int], dict[str, Any]]:
     return found
 
 
-def _fraction(request_id: str, row: int | None) -> float:
-    digest = hashlib.blake2b(f"{request_id}/{row or 0}".encode(), digest_size=8).digest()
+def _fraction(request_id: str, row: int) -> float:
+    digest = hashlib.blake2b(f"{request_id}/{row}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 

@@ -149,10 +149,9 @@ def _same(served: Any, source: Any, rtol: float, atol: float) -> bool:
 def _store(project: Project, monitor: Monitor, deployment: str,
            report: dict[str, Any]) -> None:
     """The shares as ``skew`` points of the deployment's latest window (if any)."""
-    windows = project.monitoring.windows(deployment, since=None)
-    if not windows:
+    window = project.monitoring.latest_window(deployment)
+    if window is None:
         return
-    window = windows[-1]
     measured = [Measured("skew", feature, entry.get("share"),
                          {k: v for k, v in entry.items() if k != "share"})
                 for feature, entry in report["features"].items()

@@ -227,9 +227,13 @@ async def review_items(request: Request) -> Response:
             raise ValueError
     except ValueError:
         return _error(400, "'limit' must be a whole number from 1 to 10,000")
+    deployment = params.get("deployment")
+    if deployment is not None and deployment not in server.replica.deployments:
+        return _error(404, f"this server has no deployment {deployment!r}")
     try:
-        items = await asyncio.to_thread(server.project.review.items, params.get("deployment"),
-                                        status=params.get("status"), limit=limit)
+        items = await asyncio.to_thread(server.project.review.items, deployment,
+                                        status=params.get("status"), limit=limit,
+                                        among=list(server.replica.deployments))
     except ValidationError as exc:
         return _error(400, str(exc))
     return _json([item.to_dict() for item in items])
@@ -274,10 +278,11 @@ async def review_answer(request: Request) -> Response:
         if note is not None and not isinstance(note, str):
             raise ValidationError("'note' is a text")
         answered = await asyncio.to_thread(
-            answer_with_feedback, server.project.review, server.project.feedback, item_id,
+            answer_with_feedback, server.project.review, item_id,
             body.get("reviewer"), label=body.get("label"), unsure=body.get("unsure") is True,
             familiar=familiar, note=note, now=time.time(),
-            required=server.project.settings.monitor.review.reviewers_per_item)
+            required=server.project.settings.monitor.review.reviewers_per_item,
+            among=list(server.replica.deployments))
     except NotFoundError as exc:
         return _error(404, str(exc))
     except ConflictError as exc:
@@ -294,6 +299,8 @@ async def review_agreement(request: Request) -> Response:
     deployment = request.query_params.get("deployment")
     if not deployment:
         return _error(400, "name the deployment: ?deployment=…")
+    if deployment not in server.replica.deployments:
+        return _error(404, f"this server has no deployment {deployment!r}")
     return _json(await asyncio.to_thread(server.project.review.agreement, deployment))
 
 

@@ -143,7 +143,7 @@ def log_failure(server: Server, labels: tuple[str, str, str],
             outputs={}, latency_ms=(time.perf_counter() - began) * 1000,
             received_at=received, status=answer[0], error=str(message)[:200])])
     except PredictionLogError:
-        pass  # the log is closing or broken: the 503 path reports that on its own
+        return  # the log is closing or broken: the 503 path reports that on its own
 
 
 def checked_request_id(value: Any, received: float) -> str:

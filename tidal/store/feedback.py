@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tidal.core.errors import ValidationError
@@ -54,11 +54,14 @@ class FeedbackItem:
 class Labels:
     """Labels found for a set of predictions: (feedback id, label) per prediction, by
     (request id, row) and by (key, event time, row); ``corrections`` counts the earlier
-    labels the latest ones replaced."""
+    labels the latest ones replaced; ``ids`` holds every label's id per prediction (the
+    replaced ones too), by ``("request", request id, row)`` or ``("key", key, event time,
+    row)``, to mark which labels matched a prediction."""
 
     by_request: dict[tuple[str, int], tuple[int, Any]]
     by_key: dict[tuple[str, float, int], tuple[int, Any]]
     corrections: int
+    ids: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,7 @@ def check_item(raw: Any, *, deployment: str | None = None, where: str = "") -> F
     name = raw.get("deployment") or deployment
     if not isinstance(name, str) or not name:
         raise ValidationError(f"{at}'deployment' is missing")
-    label = raw.get("label")
-    if label is None or isinstance(label, dict | list) or (
-            isinstance(label, float) and not math.isfinite(label)):
-        raise ValidationError(f"{at}'label' must be a number, a text or a boolean")
-    if isinstance(label, str) and len(label) > MAX_LABEL_TEXT:
-        raise ValidationError(f"{at}'label' is longer than {MAX_LABEL_TEXT} characters")
+    label = check_label(raw.get("label"), where=where)
     request_id, key = raw.get("request_id"), raw.get("key")
     if (request_id is None) == (key is None):
         raise ValidationError(f"{at}give either 'request_id' or 'key' with 'event_time'")
@@ -116,6 +114,18 @@ def check_item(raw: Any, *, deployment: str | None = None, where: str = "") -> F
                         event_time=round(float(when) * 1e6) / 1e6)
 
 
+def check_label(label: Any, *, where: str = "") -> Any:
+    """``label`` if it can be a label (a finite number, a text, a boolean), else
+    ValidationError naming the field."""
+    at = f"{where}: " if where else ""
+    if label is None or isinstance(label, dict | list) or (
+            isinstance(label, float) and not math.isfinite(label)):
+        raise ValidationError(f"{at}'label' must be a number, a text or a boolean")
+    if isinstance(label, str) and len(label) > MAX_LABEL_TEXT:
+        raise ValidationError(f"{at}'label' is longer than {MAX_LABEL_TEXT} characters")
+    return label
+
+
 def _text(at: str, field: str, value: Any, limit: int) -> None:
     if not isinstance(value, str) or not value or len(value) > limit \
             or not value.isprintable():
@@ -132,20 +142,10 @@ class FeedbackRepository:
         """Store labels in one transaction (all or none); returns ``{"added",
         "superseded"}``, superseded counting the new labels for predictions that
         already had one."""
-        if source not in SOURCES:
-            raise ValidationError(f"unknown feedback source {source!r}")
-
-        def write(session: Session) -> dict[str, int]:
-            superseded = _already_labelled(session, items)
-            rows = [{"deployment": i.deployment, "request_id": i.request_id, "row": i.row,
-                     "entity_key": i.entity_key, "event_time": i.event_time,
-                     "label": i.label, "source": source, "actor": actor,
-                     "received_at": now} for i in items]
-            for chunk in _chunks(rows, 10_000):  # one executemany per chunk, in order
-                session.execute(insert(Feedback), chunk)
-            return {"added": len(items), "superseded": superseded}
-
-        return self.db.transact(write) if items else {"added": 0, "superseded": 0}
+        if not items:
+            return {"added": 0, "superseded": 0}
+        return self.db.transact(lambda session: insert_labels(
+            session, items, source=source, actor=actor, now=now))
 
     def since(self, deployment: str, after_id: int = 0, *,
               limit: int = 100_000) -> list[FeedbackRecord]:
@@ -176,6 +176,7 @@ class FeedbackRepository:
                                Feedback.request_id.in_(chunk))):
                     found.corrections += _keep_latest(found.by_request, (request_id, row),
                                                       id_, label)
+                    found.ids.setdefault(("request", request_id, row), []).append(id_)
             for chunk in _chunks(sorted(set(keys)), 500):
                 query = select(Feedback.id, Feedback.entity_key, Feedback.event_time,
                                Feedback.row, Feedback.label).where(
@@ -187,12 +188,57 @@ class FeedbackRepository:
                 for id_, key, when, row, label in session.execute(query):
                     found.corrections += _keep_latest(found.by_key, (key, when, row), id_,
                                                       label)
+                    found.ids.setdefault(("key", key, when, row), []).append(id_)
         return found
+
+    def unmatched(self, deployment: str, *, received_before: float,
+                  limit: int = 100) -> tuple[int, list[FeedbackRecord]]:
+        """Labels received before ``received_before`` that no window's quality join has
+        matched to a prediction: how many, and the oldest ``limit`` of them. Given a
+        cut-off past the label delay and a window, these name predictions that are not
+        in the log (a wrong id, another deployment's, older than the label horizon)."""
+        where = (Feedback.deployment == deployment, Feedback.matched_at.is_(None),
+                 Feedback.received_at < received_before)
+        with self.db.read() as session:
+            total = session.scalar(select(func.count()).select_from(Feedback).where(*where))
+            rows = session.scalars(select(Feedback).where(*where).order_by(Feedback.id)
+                                   .limit(limit))
+            return total or 0, [_record(row) for row in rows]
+
+    def matched_count(self, deployment: str) -> int:
+        """How many of the deployment's labels a quality join has matched."""
+        with self.db.read() as session:
+            return session.scalar(select(func.count()).select_from(Feedback).where(
+                Feedback.deployment == deployment, Feedback.matched_at.is_not(None))) or 0
 
     def count(self, deployment: str) -> int:
         with self.db.read() as session:
             return session.scalar(select(func.count()).select_from(Feedback).where(
                 Feedback.deployment == deployment)) or 0
+
+
+def insert_labels(session: Session, items: Sequence[FeedbackItem], *, source: str,
+                  actor: str | None, now: float) -> dict[str, int]:
+    """Insert validated labels in the caller's transaction (so a review answer and its
+    label commit together); returns ``{"added", "superseded"}``."""
+    if source not in SOURCES:
+        raise ValidationError(f"unknown feedback source {source!r}")
+    superseded = _already_labelled(session, items)
+    rows = [{"deployment": i.deployment, "request_id": i.request_id, "row": i.row,
+             "entity_key": i.entity_key, "event_time": i.event_time, "label": i.label,
+             "source": source, "actor": actor, "received_at": now} for i in items]
+    for chunk in _chunks(rows, 10_000):  # one executemany per chunk, in order
+        session.execute(insert(Feedback), chunk)
+    return {"added": len(items), "superseded": superseded}
+
+
+def mark_matched(session: Session, ids: Sequence[int], *, now: float) -> None:
+    """Note, in the caller's transaction, that these labels matched a prediction (the
+    first match's time is kept)."""
+    for chunk in _chunks(sorted(set(ids)), 1_000):
+        session.execute(update(Feedback).where(Feedback.id.in_(chunk),
+                                               Feedback.matched_at.is_(None))
+                        .values(matched_at=now))
 
 
 def _already_labelled(session: Session, items: Sequence[FeedbackItem]) -> int:

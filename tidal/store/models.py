@@ -408,6 +408,7 @@ class Feedback(Base):
         Index("ix_feedback_request", "deployment", "request_id", "row"),
         Index("ix_feedback_key", "deployment", "entity_key", "event_time"),
         Index("ix_feedback_received", "deployment", "id"),
+        Index("ix_feedback_unmatched", "deployment", "matched_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -422,6 +423,9 @@ class Feedback(Base):
     source: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str | None] = mapped_column(String(256))
     received_at: Mapped[float] = mapped_column(Double)
+    #: when a window's quality join first matched this label to a prediction (None: not
+    #: yet, or never: a label for an unknown prediction)
+    matched_at: Mapped[float | None] = mapped_column(Double)
 
 
 class ReviewItem(Base):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from .database import Database
 from .events import record_event
+from .feedback import mark_matched
 from .models import AlertState, CheckValue, MonitorWindow, ReferenceProfile
 
 
@@ -206,10 +207,12 @@ class MonitoringRepository:
 
     def record_quality(self, window: WindowRecord, points: Sequence[CheckPoint],
                        evaluate: Evaluate | None, *, cursor: int, now: float,
-                       actor: str | None) -> list[StateChange]:
-        """Write (or rewrite) a window's labelled-quality points. A point moves the alert
-        states (``evaluate``) the first time it is judged (not ``none``), and never again:
-        a window whose labels come late is judged when they come, and counted once."""
+                       actor: str | None, matched: Sequence[int] = ()
+                       ) -> list[StateChange]:
+        """Write (or rewrite) a window's labelled-quality points, and mark the labels
+        that were joined (``matched``, feedback ids). A point moves the alert states
+        (``evaluate``) the first time it is judged (not ``none``), and never again: a
+        window whose labels come late is judged when they come, and counted once."""
         def write(session: Session) -> list[StateChange]:
             # locked: two monitors judging one window take turns (PostgreSQL; SQLite's
             # write transactions are exclusive already)
@@ -217,6 +220,7 @@ class MonitoringRepository:
             if row is None:
                 return []
             judged_now = _upsert_points(session, window.id, points)
+            mark_matched(session, matched, now=now)
             if row.quality_at is None:
                 row.quality_at = now
             row.quality_cursor = cursor
@@ -255,6 +259,14 @@ class MonitoringRepository:
         with self.db.read() as session:
             return [_window_record(w) for w in session.scalars(
                 query.order_by(MonitorWindow.end).limit(limit))]
+
+    def latest_window(self, deployment: str) -> WindowRecord | None:
+        """The computed window of ``deployment`` that ends last (None: none yet)."""
+        with self.db.read() as session:
+            row = session.scalars(select(MonitorWindow).where(
+                MonitorWindow.deployment == deployment)
+                .order_by(MonitorWindow.end.desc()).limit(1)).first()
+            return None if row is None else _window_record(row)
 
     # -- check values and states ---------------------------------------------------------
     def series(self, deployment: str, check: str, subject: str = "", *,

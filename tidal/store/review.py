@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session
 from tidal.core.errors import ConflictError, NotFoundError, ValidationError
 
 from .database import Database
-from .feedback import FeedbackItem, FeedbackRepository
+from .feedback import FeedbackItem, check_label, insert_labels
 from .models import ReviewItem, ReviewLabel
+from .upsert import insert_new
 
 STATUSES = ("open", "claimed", "done")
 
@@ -70,26 +71,13 @@ class ReviewRepository:
         """Queue the items not queued yet; returns how many were added."""
         if not items:
             return 0
-
-        def write(session: Session) -> int:
-            wanted = {(i.deployment, i.request_id, i.row): i for i in items}
-            seen = set()
-            for deployment in {i.deployment for i in items}:
-                ids = sorted({i.request_id for i in items if i.deployment == deployment})
-                for start in range(0, len(ids), 500):
-                    seen.update((deployment, r, n) for r, n in session.execute(
-                        select(ReviewItem.request_id, ReviewItem.row).where(
-                            ReviewItem.deployment == deployment,
-                            ReviewItem.request_id.in_(ids[start:start + 500]))))
-            new = [i for key, i in wanted.items() if key not in seen]
-            session.add_all(ReviewItem(
-                deployment=i.deployment, request_id=i.request_id, row=i.row,
-                event_time=i.event_time, reason=i.reason, inputs=i.inputs,
-                outputs=i.outputs, shadow_outputs=i.shadow_outputs, status="open",
-                created_at=now) for i in new)
-            return len(new)
-
-        return self.db.transact(write)
+        rows = list({(i.deployment, i.request_id, i.row): {
+            "deployment": i.deployment, "request_id": i.request_id, "row": i.row,
+            "event_time": i.event_time, "reason": i.reason, "inputs": i.inputs,
+            "outputs": i.outputs, "shadow_outputs": i.shadow_outputs, "status": "open",
+            "created_at": now} for i in items}.values())
+        return self.db.transact(lambda session: insert_new(
+            session, ReviewItem, rows, keys=("deployment", "request_id", "row")))
 
     def claim_next(self, deployment: str, reviewer: str, *, now: float,
                    claim_seconds: float = 900.0) -> ReviewItemRecord | None:
@@ -120,39 +108,22 @@ class ReviewRepository:
                required: int = 1) -> ReviewItemRecord:
         """Record ``reviewer``'s answer (a label, or unsure); the item is done once
         ``required`` reviewers answered, else it is open for the next one."""
-        _check_reviewer(reviewer)
-        if unsure == (label is not None):
-            raise ValidationError("answer with a label or as unsure, not both or neither")
-        if label is not None and (isinstance(label, dict | list)):
-            raise ValidationError("a label is a number, a text or a boolean")
-        if note is not None and len(note) > 2000:
-            raise ValidationError("a note is at most 2,000 characters")
-
-        def write(session: Session) -> ReviewItemRecord:
-            item = session.get(ReviewItem, item_id, with_for_update=True)
-            if item is None:
-                raise NotFoundError(f"no review item {item_id}")
-            if session.scalar(select(ReviewLabel.id).where(
-                    ReviewLabel.item_id == item_id, ReviewLabel.reviewer == reviewer)):
-                raise ConflictError(f"{reviewer} already answered item {item_id}")
-            session.add(ReviewLabel(item_id=item_id, reviewer=reviewer, label=label,
-                                    unsure=unsure, familiar=familiar, note=note,
-                                    created_at=now))
-            session.flush()
-            answers = _answers(session, item_id)
-            item.status = "done" if answers >= required else "open"
-            item.claimed_by = item.claimed_at = None
-            return _record(item, answers)
-
-        return self.db.transact(write)
+        _check_answer(reviewer, label, unsure, note)
+        return self.db.transact(lambda session: _write_answer(
+            session, item_id, reviewer, label=label, unsure=unsure, familiar=familiar,
+            note=note, now=now, required=required))
 
     def items(self, deployment: str | None = None, *, status: str | None = None,
-              limit: int = 100) -> list[ReviewItemRecord]:
+              limit: int = 100, among: Collection[str] | None = None
+              ) -> list[ReviewItemRecord]:
+        """Items oldest first, of ``deployment`` (or of those ``among``, or of all)."""
         if status is not None and status not in STATUSES:
             raise ValidationError(f"status is one of {', '.join(STATUSES)}")
         query = select(ReviewItem)
         if deployment is not None:
             query = query.where(ReviewItem.deployment == deployment)
+        if among is not None:
+            query = query.where(ReviewItem.deployment.in_(sorted(among)))
         if status is not None:
             query = query.where(ReviewItem.status == status)
         with self.db.read() as session:
@@ -200,19 +171,57 @@ class ReviewRepository:
         }
 
 
-def answer_with_feedback(review: ReviewRepository, feedback: FeedbackRepository,
-                         item_id: int, reviewer: str, *, label: Any = None,
-                         unsure: bool = False, familiar: bool | None = None,
-                         note: str | None = None, now: float, required: int = 1
+def answer_with_feedback(review: ReviewRepository, item_id: int, reviewer: str, *,
+                         label: Any = None, unsure: bool = False,
+                         familiar: bool | None = None, note: str | None = None, now: float,
+                         required: int = 1, among: Collection[str] | None = None
                          ) -> ReviewItemRecord:
     """Record an answer; a label (not "unsure") also becomes feedback for the prediction
-    (source ``review``), so it counts in labelled quality and training data."""
-    item = review.answer(item_id, reviewer, label=label, unsure=unsure, familiar=familiar,
-                         note=note, now=now, required=required)
+    (source ``review``), so it counts in labelled quality and training data. The answer
+    and its label commit in one transaction: never one without the other. With
+    ``among``, an item of another deployment is not found (a server answers for the
+    deployments it serves only)."""
+    _check_answer(reviewer, label, unsure, note)
+
+    def write(session: Session) -> ReviewItemRecord:
+        item = _write_answer(session, item_id, reviewer, label=label, unsure=unsure,
+                             familiar=familiar, note=note, now=now, required=required,
+                             among=among)
+        if label is not None:
+            insert_labels(session, [FeedbackItem(item.deployment, label,
+                                                 request_id=item.request_id, row=item.row)],
+                          source="review", actor=reviewer, now=now)
+        return item
+
+    return review.db.transact(write)
+
+
+def _write_answer(session: Session, item_id: int, reviewer: str, *, label: Any,
+                  unsure: bool, familiar: bool | None, note: str | None, now: float,
+                  required: int, among: Collection[str] | None = None) -> ReviewItemRecord:
+    item = session.get(ReviewItem, item_id, with_for_update=True)
+    if item is None or (among is not None and item.deployment not in among):
+        raise NotFoundError(f"no review item {item_id}")
+    if session.scalar(select(ReviewLabel.id).where(
+            ReviewLabel.item_id == item_id, ReviewLabel.reviewer == reviewer)):
+        raise ConflictError(f"{reviewer} already answered item {item_id}")
+    session.add(ReviewLabel(item_id=item_id, reviewer=reviewer, label=label, unsure=unsure,
+                            familiar=familiar, note=note, created_at=now))
+    session.flush()
+    answers = _answers(session, item_id)
+    item.status = "done" if answers >= required else "open"
+    item.claimed_by = item.claimed_at = None
+    return _record(item, answers)
+
+
+def _check_answer(reviewer: str, label: Any, unsure: bool, note: str | None) -> None:
+    _check_reviewer(reviewer)
+    if unsure == (label is not None):
+        raise ValidationError("answer with a label or as unsure, not both or neither")
     if label is not None:
-        feedback.add([FeedbackItem(item.deployment, label, request_id=item.request_id,
-                                   row=item.row)], source="review", actor=reviewer, now=now)
-    return item
+        check_label(label)
+    if note is not None and (not isinstance(note, str) or len(note) > 2000):
+        raise ValidationError("a note is a text of at most 2,000 characters")
 
 
 def _answers(session: Session, item_id: int) -> int:

@@ -1,4 +1,4 @@
-"""INSERT ... ON CONFLICT for the two dialects the store supports.
+"""INSERT ... ON CONFLICT (update, or do nothing) for the two dialects the store supports.
 
 SQLite and PostgreSQL spell upserts the same way, but SQLAlchemy exposes them through
 dialect-specific ``insert`` constructs; this picks the right one. Statements are built
@@ -49,6 +49,19 @@ def _upsert_statement(
         set_={name: statement.excluded[name] for name in update},
         where=None if where is None else where(table.__table__.c, statement.excluded),
     )
+
+
+def insert_new(session: Session, table: Any, rows: Sequence[dict[str, Any]],
+                keys: Sequence[str]) -> int:
+    """Insert the ``rows`` whose ``keys`` are not taken (ON CONFLICT DO NOTHING, so two
+    writers adding the same rows at once never fail); returns how many were inserted."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    primary = table.__table__.primary_key.columns[0]
+    return len(session.execute(statement.returning(primary), list(rows)).all())
 
 
 def insert_rows(session: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
