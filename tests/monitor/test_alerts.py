@@ -83,3 +83,33 @@ def test_a_rule_whose_alert_is_not_beyond_its_warning_is_refused():
     with pytest.raises(ValueError, match="must be beyond"):
         AlertRuleSection(check="drift", warn=2.0, alert=1.0)
     AlertRuleSection(check="accuracy", warn=0.8, alert=0.7, direction="below")
+
+
+def test_a_rule_with_a_window_judges_the_mean_over_that_span(tmp_path):
+    """Hourly windows, a rule on the mean over 3 h: one slow window does not fire it, a
+    sustained rise does; the stored point keeps its own value and the mean judged."""
+    import tidal
+    from tidal.monitor.checks import Measured
+    from tidal.monitor.job import Monitor
+    from tidal.store.monitoring import NewWindow
+
+    (tmp_path / "tidal.toml").write_text(
+        '[monitor]\nwindow = "1h"\n'
+        '[[monitor.alerts]]\ncheck = "latency_p99_ms"\nalert = 50\nwindow = "3h"\n')
+    levels = []
+    with tidal.Project(tmp_path) as project, Monitor(project, sinks=[]) as monitor:
+        for hour, value in enumerate([10.0, 10.0, 100.0, 100.0, 10.0, 10.0, 10.0]):
+            start, end = hour * 3600.0, (hour + 1) * 3600.0
+            point = monitor.point("d", start, end, Measured("latency_p99_ms", "", value))
+            project.monitoring.record_window(
+                NewWindow("d", start, end, 100, 100, None, None), [point],
+                lambda pts, before, end=end: evaluate(pts, before, monitor.rules, now=end),
+                now=end, actor="monitor")
+            levels.append(point.level)
+        assert levels == [OK, OK, OK, ALERT, ALERT, OK, OK]  # means 10 10 40 70 70 40 10
+        stored = project.monitoring.series("d", "latency_p99_ms", "")
+        assert [p.value for p in stored][:4] == [10.0, 10.0, 100.0, 100.0]
+        assert stored[3].details == {"judged": 70.0, "judged_windows": 3}
+        (state,) = project.monitoring.states("d")
+        assert (state.state, state.last_value) == (OK, 10.0)  # cleared after two ok means
+        assert "mean over 3 h" in monitor.rules.rule_for("latency_p99_ms", "").describe()

@@ -10,6 +10,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from monitor_harness import ELEC2_FEATURES, elec2, elec2_time, log_predictions
 
@@ -22,6 +23,11 @@ from tidal.store.review import NewReviewItem
 
 DAY = 86_400.0
 ROWS = range(17_424 - 2 * 48, 17_424)
+SIGNATURE = {"inputs": [{"name": f, "datatype": "FP64", "nullable": True}
+                        for f in ELEC2_FEATURES],
+             "outputs": [{"name": "label", "datatype": "INT64"},
+                         {"name": "probabilities", "datatype": "FP64"}],
+             "task": "classification", "classes": [0, 1]}
 
 
 @pytest.fixture
@@ -33,11 +39,6 @@ def reviewed(tmp_path: Path) -> Path:
     from tidal.train.candidates import make_candidate
 
     frame = elec2().iloc[ROWS.start - 2000:ROWS.start]
-    signature = {"inputs": [{"name": f, "datatype": "FP64", "nullable": True}
-                            for f in ELEC2_FEATURES],
-                 "outputs": [{"name": "label", "datatype": "INT64"},
-                             {"name": "probabilities", "datatype": "FP64"}],
-                 "task": "classification", "classes": [0, 1]}
     (tmp_path / "tidal.toml").write_text(
         '[monitor]\nwindow = "1d"\nlateness = 0\nmin_rows = 40\n'
         '[monitor.review]\nconfidence_below = 0.6\nsample_rate = 0.05\nmax_per_window = 30\n'
@@ -49,8 +50,8 @@ def reviewed(tmp_path: Path) -> Path:
     served = elec2().iloc[ROWS.start:ROWS.stop]
     times = elec2_time(ROWS)
     with tidal.Project(tmp_path, clock=ManualClock(float(times[-1]) + DAY)) as project:
-        project.register_model("elec2", stable, signature=signature)
-        project.register_model("elec2", always_one, signature=signature)
+        project.register_model("elec2", stable, signature=SIGNATURE)
+        project.register_model("elec2", always_one, signature=SIGNATURE)
         project.set_deployment("elec2", "elec2:1", shadow=2)
         folder = project.settings.serve.log_path(tmp_path)
         ids = log_predictions(folder, "elec2", load_version(
@@ -112,6 +113,66 @@ def test_claims_answers_feedback_and_agreement(reviewed: Path):
         labels = project.feedback.since("elec2")
         assert [(f.request_id, f.label, f.source, f.actor) for f in labels] == [
             (first.request_id, 1, "review", "ana"), (first.request_id, 0, "review", "ben")]
+
+
+def test_predictions_in_an_alerting_slice_go_to_review(tmp_path: Path):
+    """Labels show the model failing on one slice (every label there contradicts it) for
+    two windows: that slice's quality_slice_drop fires, and the next window routes exactly
+    that slice's predictions to people."""
+    from tidal.store.feedback import FeedbackItem
+    from tidal.train.candidates import make_candidate
+    from tidal.train.evaluate import Slice, metrics, slice_table
+
+    two_days = 2 * DAY
+    first = ROWS.start - int((elec2_time([ROWS.start])[0] % two_days) // 1800)
+    rows = range(first, first + 6 * 48)  # three whole windows of two days
+    train, test = elec2().iloc[first - 3000:first - 1000], elec2().iloc[first - 1000:first]
+    model = make_candidate("linear", "classification", ELEC2_FEATURES, [], seed=0)
+    model.fit(train[ELEC2_FEATURES], train["target"])
+    predicted = model.predict(test[ELEC2_FEATURES])
+    # the version's test metrics, per slice, as a training run records them
+    slices = {"feat_3": {"column": "feat_3", "bins": [0.0, 0.34, 1.0]}}
+    tested = {"metric": "accuracy",
+              "overall": metrics("classification", test["target"], predicted, None),
+              "slices": slice_table("classification", test, test["target"], predicted,
+                                    slices, np.ones(len(test), dtype=int), "accuracy")}
+    (tmp_path / "tidal.toml").write_text(
+        '[[pipeline.slices]]\ncolumn = "feat_3"\nbins = [0.0, 0.34, 1.0]\n'
+        '[monitor]\nwindow = "2d"\nlateness = 0\nmin_rows = 20\nlabel_delay = 0\n'
+        '[monitor.review]\nsample_rate = 0\nshadow_disagreement = false\n'
+        'max_per_window = 1000\n')
+    served = elec2().iloc[rows.start:rows.stop]
+    times = elec2_time(rows)
+    low = Slice.of(slices["feat_3"]).labels(served).to_numpy() == "[0, 0.34)"
+    assert all(30 <= low[w * 96:(w + 1) * 96].sum() <= 66 for w in range(2)) and low[192:].any()
+    clock = ManualClock(float(times[191]) + 1800)  # the first two windows are closed
+    with tidal.Project(tmp_path, clock=clock) as project:
+        project.register_model("elec2", model, signature=SIGNATURE, metrics=tested)
+        project.set_deployment("elec2", "elec2:1")
+        folder = project.settings.serve.log_path(tmp_path)
+        loaded = load_version(project.artifacts, project.model_version("elec2:1"))
+        ids = log_predictions(folder, "elec2", loaded, served.iloc[:192], times[:192])
+        answers = loaded.predict({f: served[f].to_numpy()[:192] for f in ELEC2_FEATURES})
+        # the model's answer where the slice is not low; its opposite where it is
+        truth = np.where(low[:192], 1 - answers["label"], answers["label"])
+        project.feedback.add([FeedbackItem("elec2", int(label), request_id=request_id)
+                              for request_id, label in zip(ids, truth, strict=True)],
+                             source="file", actor="t", now=clock.now())
+        with Monitor(project, sinks=[]) as monitor:
+            monitor.run()
+            states = {(s.check, s.subject): s.state
+                      for s in project.monitoring.states("elec2")}
+            assert states[("quality_slice_drop", "feat_3=[0, 0.34)")] == "alert"
+            assert states[("quality_slice_drop", "feat_3=[0.34, 1]")] == "ok"
+            assert project.review.items("elec2") == []  # nothing alerted when they ran
+            later = log_predictions(folder, "elec2", loaded, served.iloc[192:], times[192:])
+            clock.set(float(times[-1]) + 1800)
+            monitor.run()
+        items = project.review.items("elec2", limit=1000)
+    in_low = {request_id for request_id, is_low in zip(later, low[192:], strict=True)
+              if is_low}
+    assert {i.request_id for i in items} == in_low
+    assert {i.reason for i in items} == {"alerting_slice"}
 
 
 def test_items_are_queued_once(project):

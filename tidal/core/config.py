@@ -236,7 +236,10 @@ class AlertRuleSection(BaseModel):
     ``subject`` is a feature name, or ``"*"`` for every subject of the check. A window
     whose value is at or beyond ``alert`` (``warn``) is an alert (warning) window; the
     state escalates after ``fire_after`` such windows in a row and falls back after
-    ``clear_after`` windows below its level in a row (hysteresis).
+    ``clear_after`` windows below its level in a row (hysteresis). With ``window``
+    longer than ``[monitor] window``, a window is judged by the mean of the check's
+    values over the windows ending in that span (a slow rise shows, one noisy window
+    does not).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -248,6 +251,9 @@ class AlertRuleSection(BaseModel):
     direction: Literal["above", "below"] = "above"
     fire_after: int = Field(default=1, ge=1)
     clear_after: int = Field(default=2, ge=1)
+    #: judge the mean of the check's values over the windows ending in this last span
+    #: (e.g. "1d" of hourly windows) instead of each window's value alone
+    window: Annotated[Duration, Field(gt=0)] | None = None
     #: a rule with neither threshold switches the check's alerting off
     @model_validator(mode="after")
     def _ordered(self) -> AlertRuleSection:
@@ -279,6 +285,8 @@ class ReviewSection(BaseModel):
     confidence_below: float | None = Field(default=None, gt=0, le=1)
     #: when the shadow's label differs from the stable one
     shadow_disagreement: bool = True
+    #: the predictions in a slice whose quality_slice_drop check is in alert
+    alerting_slices: bool = True
     #: a random share of predictions (chosen by request id, so reruns choose alike)
     sample_rate: float = Field(default=0.001, ge=0, le=1)
     #: at most this many items per window (the least confident first)

@@ -39,6 +39,8 @@ class Rule:
     direction: str = "above"
     fire_after: int = 1
     clear_after: int = 2
+    #: seconds: judge the mean over the windows ending in this span (None: each alone)
+    window: float | None = None
 
     def level(self, value: float | None) -> str:
         """The level of one window's value."""
@@ -57,10 +59,13 @@ class Rule:
         sign = ">=" if self.direction == "above" else "<="
         parts = [f"{name} {sign} {threshold:g}" for name, threshold in
                  (("warn", self.warn), ("alert", self.alert)) if threshold is not None]
-        return ", ".join(parts) or "no thresholds"
+        described = ", ".join(parts) or "no thresholds"
+        if self.window is not None:
+            described += f", on the mean over {self.window / 3600:g} h"
+        return described
 
 
-#: check → its default rule (see docs/monitoring.md for why these values)
+#: check → its default rule (the comments say why these values; the README lists them)
 DEFAULT_RULES: dict[str, Rule] = {rule.check: rule for rule in (
     # a feature's drift score: 1.0 is the test's own threshold (Evidently's defaults)
     Rule("drift", alert=1.0),
@@ -82,6 +87,9 @@ DEFAULT_RULES: dict[str, Rule] = {rule.check: rule for rule in (
     Rule("server_error_rate", warn=0.001, alert=0.01),
     # labelled quality against the version's test score, relatively (0.1 = 10 % worse)
     Rule("quality_drop", warn=0.05, alert=0.1),
+    # a slice against the same slice of the test set: fewer rows, so wider thresholds
+    # and two windows in a row before it fires
+    Rule("quality_slice_drop", warn=0.1, alert=0.2, fire_after=2),
     # the same, estimated from confidences before labels arrive
     Rule("estimated_drop", warn=0.05, alert=0.1),
     # the share of sampled predictions whose served feature differs from the source's
@@ -91,7 +99,7 @@ DEFAULT_RULES: dict[str, Rule] = {rule.check: rule for rule in (
 
 def rule_from_section(section: AlertRuleSection) -> Rule:
     return Rule(section.check, section.subject, section.warn, section.alert,
-                section.direction, section.fire_after, section.clear_after)
+                section.direction, section.fire_after, section.clear_after, section.window)
 
 
 class Rules:
@@ -153,8 +161,15 @@ def advance(state: AlertStateRecord, rule: Rule, point: CheckPoint, *,
         clear_streak = 0
     return replace(state, state=new, since=point.window_end if new != state.state
                    else state.since, warn_streak=warn_streak, alert_streak=alert_streak,
-                   clear_streak=clear_streak, last_value=point.value,
+                   clear_streak=clear_streak, last_value=_judged(point, rule),
                    last_window_end=point.window_end, updated_at=now)
+
+
+def _judged(point: CheckPoint, rule: Rule) -> float | None:
+    """The value the rule judged: the point's, or its mean over the rule's window."""
+    if rule.window is not None and point.details and "judged" in point.details:
+        return point.details["judged"]
+    return point.value
 
 
 def _reason(state: AlertStateRecord, previous: str, rule: Rule) -> str:

@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from tidal.core.clock import Clock
 from tidal.core.errors import NotFoundError
 from tidal.data.profiles import profile
-from tidal.monitor.alerts import DEFAULT_RULES, Rule, Rules, evaluate
+from tidal.monitor.alerts import ALERT, DEFAULT_RULES, NONE, Rule, Rules, evaluate
 from tidal.monitor.checks import Measured, WindowData, compute, error_rates
 from tidal.monitor.outputs import outputs_of_table
 from tidal.monitor.quality import (
@@ -53,7 +53,7 @@ from tidal.monitor.quality import (
     read_index,
 )
 from tidal.monitor.reference import Reference, reference_for
-from tidal.monitor.review import pick
+from tidal.monitor.review import alerting_slice_rows, pick
 from tidal.monitor.sinks import LogSink, WebhookSink
 from tidal.serve.compaction import compact
 from tidal.store.monitoring import CheckPoint, NewWindow, StateChange, WindowRecord
@@ -243,7 +243,8 @@ class Monitor:
                 measured += measure_slices(index, joined,
                                            self.project.settings.pipeline.slices,
                                            task=signature.get("task"),
-                                           classes=signature.get("classes"))
+                                           classes=signature.get("classes"),
+                                           reference=version.metrics if version else None)
             points = [self.point(deployment, window.start, window.end, m) for m in measured]
             if labels.corrections:
                 points = [replace(p, details={**(p.details or {}),
@@ -291,7 +292,9 @@ class Monitor:
             index_sha = self.project.artifacts.put_bytes(prediction_index(
                 table, [s.column for s in self.project.settings.pipeline.slices])).sha256
             self.project.review.add(pick(deployment, table, frame, shadow,
-                                         self.config.review), now=self.clock.now())
+                                         self.config.review,
+                                         self._alerting_slices(deployment, table)),
+                                    now=self.clock.now())
         else:  # only failures in this window
             measured = [Measured("rows", "", 0.0), Measured("requests", "", 0.0), *measured]
         points = [self.point(deployment, start, end, m) for m in measured]
@@ -302,11 +305,34 @@ class Monitor:
             lambda pts, before: evaluate(pts, before, self.rules, now=now),
             now=now, actor="monitor")
 
+    def _alerting_slices(self, deployment: str, table: pa.Table) -> np.ndarray | None:
+        """The window's rows in a slice whose ``quality_slice_drop`` is in alert."""
+        slices = self.project.settings.pipeline.slices
+        if not slices or not self.config.review.alerting_slices \
+                or self.config.review.max_per_window == 0:
+            return None
+        subjects = [s.subject for s in self.project.monitoring.states(deployment)
+                    if s.check == "quality_slice_drop" and s.state == ALERT]
+        return alerting_slice_rows(table, subjects, slices) if subjects else None
+
     def point(self, deployment: str, start: float, end: float, m: Measured) -> CheckPoint:
-        """A measured value as a stored point, judged by the rules."""
+        """A measured value as a stored point, judged by the rules: by itself, or, for a
+        rule with a longer ``window``, as the mean of its values over that span (the
+        earlier ones read from the store; the mean is kept in the point's details)."""
         value = None if m.value is None or not math.isfinite(m.value) else float(m.value)
+        rule = self.rules.rule_for(m.check, m.subject)
+        if rule is None:
+            return CheckPoint(deployment, m.check, m.subject, start, end, value, NONE,
+                              m.details)
+        details, judged = m.details, value
+        if rule.window is not None and rule.window > end - start and value is not None:
+            earlier = [p.value for p in self.project.monitoring.series(
+                deployment, m.check, m.subject, since=end - rule.window)
+                if p.window_end < end and p.value is not None]
+            judged = (sum(earlier) + value) / (len(earlier) + 1)
+            details = {**(details or {}), "judged": judged, "judged_windows": len(earlier) + 1}
         return CheckPoint(deployment, m.check, m.subject, start, end, value,
-                          self.rules.judge(m.check, m.subject, value), m.details)
+                          rule.level(judged), details)
 
     def _version(self, model: str | None, version: int | None):  # -> VersionRecord | None
         if model is None or version is None:

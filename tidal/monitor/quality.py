@@ -134,11 +134,15 @@ def measure(index: pa.Table, labels: list[Any], *, task: str | None,
 
 
 def measure_slices(index: pa.Table, labels: list[Any], slices: list[Any], *,
-                   task: str | None, classes: list[Any] | None) -> list[Measured]:
+                   task: str | None, classes: list[Any] | None,
+                   reference: dict[str, Any] | None = None) -> list[Measured]:
     """``quality_slice`` per slice value: subject ``"<metric> <column>=<value>"``, for the
-    values with at least :data:`MIN_SLICE_ROWS` labelled rows. Slices are cut as
-    training cuts them (:class:`tidal.train.evaluate.Slice`, imported only when slices
-    are configured: it brings scikit-learn)."""
+    values with at least :data:`MIN_SLICE_ROWS` labelled rows; and, where the version's
+    test metrics (``reference``) scored the same slice value on as many rows,
+    ``quality_slice_drop`` (subject ``"<column>=<value>"``): how much worse the slice
+    is than in the test set, relatively, as ``quality_drop`` is overall. Slices are cut
+    as training cuts them (:class:`tidal.train.evaluate.Slice`, imported only when
+    slices are configured: it brings scikit-learn)."""
     if not slices:
         return []
     from tidal.train.evaluate import Slice
@@ -166,7 +170,32 @@ def measure_slices(index: pa.Table, labels: list[Any], slices: list[Any], *,
                                          score, {"labelled": int(rows.sum()),
                                                  "column": cut.column, "value": value,
                                                  "metric": metric}))
+            drop = _slice_drop(scores, reference, cut.column, str(value))
+            if drop is not None:
+                measured.append(Measured("quality_slice_drop", f"{cut.column}={value}",
+                                         drop[0], {**drop[1], "labelled": int(rows.sum()),
+                                                   "column": cut.column, "value": value}))
     return measured
+
+
+def _slice_drop(scores: dict[str, float], reference: dict[str, Any] | None, column: str,
+                value: str) -> tuple[float, dict[str, Any]] | None:
+    """(relative drop, details) of a slice against the same slice of the version's test
+    set, when the test set scored it on at least :data:`MIN_SLICE_ROWS` rows."""
+    metric = (reference or {}).get("metric")
+    if metric not in scores:
+        return None
+    for row in (reference or {}).get("slices") or []:
+        if row.get("slice") == column and str(row.get("value")) == value:
+            base = row.get("score")
+            if not isinstance(base, int | float) or not math.isfinite(base) or not base \
+                    or (row.get("rows") or 0) < MIN_SLICE_ROWS:
+                return None
+            worse = (base - scores[metric]) if metric in HIGHER_IS_BETTER else \
+                (scores[metric] - base)
+            return worse / abs(base), {"metric": metric, "window": scores[metric],
+                                       "test": base}
+    return None
 
 
 def _classification(index: pa.Table, labels: list[Any], have: np.ndarray,

@@ -3,9 +3,11 @@
 When the window job computes a window it also picks the predictions people should look
 at (``[monitor.review]``): a classifier's answers whose top probability is below
 ``confidence_below``; those where the shadow version's label differs from the stable
-one; and a ``sample_rate`` share chosen by a hash of the request id (so a rerun picks
-the same ones). At most ``max_per_window`` per window, the least confident first, then
-the disagreements, then the sample. Each item carries its inputs and both versions'
+one; those in an *alerting slice* (a slice value whose ``quality_slice_drop`` check is
+in alert: people label where the model is known to be failing); and a ``sample_rate``
+share chosen by a hash of the request id (so a rerun picks the same ones). At most
+``max_per_window`` per window, the least confident first, then the disagreements, then
+the alerting slices, then the sample. Each item carries its inputs and both versions'
 outputs, so a reviewer needs nothing else.
 
 :func:`answer` records a reviewer's answer; a label (not "unsure") also becomes feedback
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from tidal.core.config import ReviewSection
+from tidal.core.config import ReviewSection, SliceSection
 from tidal.monitor.outputs import CONFIDENCE, LABEL
 from tidal.store.review import NewReviewItem, ReviewItemRecord, answer_with_feedback
 
@@ -30,13 +32,15 @@ if TYPE_CHECKING:
     from tidal.project import Project
 
 LOW_CONFIDENCE, DISAGREEMENT, SAMPLE = "low_confidence", "shadow_disagreement", "sample"
+ALERTING_SLICE = "alerting_slice"
 
 
 def pick(deployment: str, window: pa.Table, frame: pa.Table, shadow: pa.Table | None,
-         rules: ReviewSection) -> list[NewReviewItem]:
+         rules: ReviewSection, alerting: np.ndarray | None = None) -> list[NewReviewItem]:
     """The window's predictions to review. ``window``: its stable/canary rows as logged;
     ``frame``: the same rows' monitored outputs (``out.confidence``, ...); ``shadow``:
-    the shadow rows, if any."""
+    the shadow rows, if any; ``alerting``: which rows lie in an alerting slice (see
+    :func:`alerting_slice_rows`)."""
     if rules.max_per_window == 0 or window.num_rows == 0:
         return []
     if shadow is not None and (shadow.num_rows == 0
@@ -59,6 +63,9 @@ def pick(deployment: str, window: pa.Table, frame: pa.Table, shadow: pa.Table | 
         for i, key in enumerate(zip(ids, rows, strict=True)):
             if key in theirs and str(theirs[key]) != str(ours[i]):
                 chosen.setdefault(i, DISAGREEMENT)
+    if rules.alerting_slices and alerting is not None:
+        for i in np.flatnonzero(alerting):
+            chosen.setdefault(int(i), ALERTING_SLICE)
     if rules.sample_rate > 0:
         for i, request_id in enumerate(ids):
             if _fraction(request_id, rows[i]) < rules.sample_rate:
@@ -78,6 +85,31 @@ def pick(deployment: str, window: pa.Table, frame: pa.Table, shadow: pa.Table | 
             {n[4:]: _plain(window.column(n)[i].as_py()) for n in outputs},
             shadow_outputs.get((ids[i], rows[i]))))
     return items
+
+
+def alerting_slice_rows(window: pa.Table, subjects: list[str],
+                        slices: list[SliceSection]) -> np.ndarray | None:
+    """Which rows of ``window`` lie in a slice value named by ``subjects`` (the
+    ``"<column>=<value>"`` subjects of ``quality_slice_drop`` states in alert), cut as
+    training cuts them; None when no configured slice is alerting."""
+    wanted: dict[str, set[str]] = {}
+    for subject in subjects:
+        for spec in slices:
+            if subject.startswith(f"{spec.column}="):
+                wanted.setdefault(spec.column, set()).add(subject[len(spec.column) + 1:])
+    present = [s for s in slices if s.column in wanted and f"in.{s.column}" in
+               window.column_names]
+    if not present:
+        return None
+    from tidal.train.evaluate import Slice  # brings scikit-learn: only when needed
+
+    mask = np.zeros(window.num_rows, dtype=bool)
+    for spec in present:
+        frame = window.select([f"in.{spec.column}"]).to_pandas()
+        frame.columns = [spec.column]
+        values = Slice.of({"column": spec.column, "bins": spec.bins}).labels(frame)
+        mask |= np.isin(values.astype(str).to_numpy(), sorted(wanted[spec.column]))
+    return mask
 
 
 def answer(project: Project, item_id: int, reviewer: str, *, label: Any = None,
