@@ -264,3 +264,24 @@ def test_the_sample_rule_works_without_a_shadow(tmp_path: Path):
     # chosen by request id: the same ones again
     assert [i.request_id for i in pick("d", window, window.select(["out.label"]), None,
                                        rules)] == [i.request_id for i in items]
+
+
+def test_an_alerting_slice_larger_than_the_budget_gives_a_spread_of_it():
+    import pyarrow as pa
+
+    from tidal.core.config import ReviewSection
+    from tidal.monitor.review import pick
+
+    window = pa.table({"request_id": [f"r{i}" for i in range(2000)], "row": [0] * 2000,
+                       "event_time": pa.array([10**12] * 2000, pa.int64()).cast(
+                           pa.timestamp("us", tz="UTC")),
+                       "in.x": [float(i) for i in range(2000)], "out.label": [1] * 2000})
+    in_slice = np.arange(2000) >= 500
+    rules = ReviewSection(sample_rate=0, max_per_window=10)
+    items = pick("d", window, window.select(["out.label"]), None, rules, in_slice)
+    rows = sorted(int(i.request_id[1:]) for i in items)
+    assert len(rows) == 10 and all(r >= 500 for r in rows)
+    assert rows[-1] - rows[0] > 500  # spread over the slice, not its first ten rows
+    assert {i.reason for i in items} == {"alerting_slice"}
+    off = ReviewSection(sample_rate=0, max_per_window=10, alerting_slices=False)
+    assert pick("d", window, window.select(["out.label"]), None, off, in_slice) == []

@@ -64,8 +64,10 @@ def pick(deployment: str, window: pa.Table, frame: pa.Table, shadow: pa.Table | 
             if key in theirs and str(theirs[key]) != str(ours[i]):
                 chosen.setdefault(i, DISAGREEMENT)
     if rules.alerting_slices and alerting is not None:
-        for i in np.flatnonzero(alerting):
-            chosen.setdefault(int(i), ALERTING_SLICE)
+        # in hash order: a slice larger than the budget gives a spread, not its first rows
+        for i in sorted(np.flatnonzero(alerting).tolist(),
+                        key=lambda i: _fraction(ids[i], rows[i])):
+            chosen.setdefault(i, ALERTING_SLICE)
     if rules.sample_rate > 0:
         for i, request_id in enumerate(ids):
             if _fraction(request_id, rows[i]) < rules.sample_rate:
