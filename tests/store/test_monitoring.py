@@ -65,3 +65,46 @@ def test_a_reference_is_set_and_replaced(project):
                                      source="y", now=2.0)
     stored = project.monitoring.get_reference(version.id)
     assert (stored.artifact_sha256, stored.rows, stored.source) == ("b" * 64, 20, "y")
+
+
+def test_a_label_committed_late_with_a_lower_id_still_gets_its_window_rejudged(
+        tmp_path, postgres_url, clock):
+    """On PostgreSQL ids are handed out before commit: a big label upload may commit after
+    a later single label with a higher id. The window's quality cursor counts labels, so
+    the late commit still makes the window due again (a newest-id cursor would skip it)."""
+    from sqlalchemy import insert
+    from sqlalchemy.orm import Session
+
+    import tidal
+    from tidal.store.feedback import FeedbackItem
+    from tidal.store.models import Feedback
+
+    project = tidal.Project(tmp_path, store_url=postgres_url, clock=clock)
+    try:
+        window, _ = project.monitoring.record_window(
+            NewWindow("elec2", 0.0, 60.0, 500, 480, 1, None, "a" * 64), [],
+            lambda points, before: ([], []), now=60.0, actor="monitor")
+        with Session(project.db.engine) as slow:  # the upload, still running
+            slow.execute(insert(Feedback), [{"deployment": "elec2", "request_id": "early",
+                                             "row": 0, "label": 1, "source": "file",
+                                             "received_at": 61.0}])
+            slow.flush()
+            project.feedback.add([FeedbackItem("elec2", 0, request_id="later")],
+                                 source="api", actor="t", now=62.0)
+            counted = project.feedback.count("elec2")
+            assert counted == 1
+            (due,) = project.monitoring.quality_due("elec2", ready_before=100.0,
+                                                    horizon_start=0.0, labels=counted)
+            project.monitoring.record_quality(due, [], None, cursor=counted, now=63.0,
+                                              actor="monitor")
+            assert project.monitoring.quality_due("elec2", ready_before=100.0,
+                                                  horizon_start=0.0, labels=counted) == []
+            slow.commit()  # the upload's label, with the lower id, lands now
+        ids = {f.request_id: f.id for f in project.feedback.since("elec2")}
+        assert ids["early"] < ids["later"] == project.feedback.latest_id("elec2")
+        again = project.monitoring.quality_due("elec2", ready_before=100.0, horizon_start=0.0,
+                                               labels=project.feedback.count("elec2"))
+        assert [w.id for w in again] == [window.id]
+    finally:
+        project.close()
+

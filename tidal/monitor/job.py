@@ -216,13 +216,14 @@ class Monitor:
     def run_quality(self, deployment: str, now: float) -> list[StateChange]:
         """Join the labels to the windows whose quality is due (see
         :mod:`tidal.monitor.quality`); returns the alert state changes."""
-        latest = self.project.feedback.latest_id(deployment)
-        if latest == 0:
+        # counted before the labels are read: one committed after this is counted next run
+        counted = self.project.feedback.count(deployment)
+        if counted == 0:
             return []
         changes: list[StateChange] = []
         for window in self.project.monitoring.quality_due(
                 deployment, ready_before=now - self.config.label_delay,
-                horizon_start=now - self.config.label_horizon, latest_label=latest):
+                horizon_start=now - self.config.label_horizon, labels=counted):
             assert window.predictions_sha256 is not None
             index = read_index(self.project.artifacts.get_bytes(window.predictions_sha256))
             keys = index.column("key").drop_null().to_pylist() \
@@ -253,7 +254,7 @@ class Monitor:
             stamp = self.clock.now()
             changes += self.project.monitoring.record_quality(
                 window, points, functools.partial(evaluate, rules=self.rules, now=stamp),
-                cursor=latest, now=stamp, actor="monitor",
+                cursor=counted, now=stamp, actor="monitor",
                 matched=matched_ids(index, labels))
         return changes
 

@@ -350,7 +350,10 @@ class MonitorWindow(Base):
     computed_at: Mapped[float] = mapped_column(Double)
     #: the window's predictions in brief (ids, keys, outputs), joined with labels later
     predictions_sha256: Mapped[str | None] = mapped_column(Sha256)
-    #: when labelled quality was first judged, and the feedback id joined up to
+    #: when labelled quality was first judged, and how many of the deployment's labels
+    #: there were when it was last joined (a count, not the newest id: on PostgreSQL a
+    #: label with a lower id may commit after one with a higher id, and the count still
+    #: grows when it does)
     quality_at: Mapped[float | None] = mapped_column(Double)
     quality_cursor: Mapped[int | None] = mapped_column(BigInteger)
 

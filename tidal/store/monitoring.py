@@ -190,17 +190,18 @@ class MonitoringRepository:
             return None
 
     def quality_due(self, deployment: str, *, ready_before: float, horizon_start: float,
-                    latest_label: int, limit: int = 10_000) -> list[WindowRecord]:
+                    labels: int, limit: int = 10_000) -> list[WindowRecord]:
         """Windows whose labelled quality is due: never judged and ended before
         ``ready_before``, or judged, ended after ``horizon_start`` and with labels newer
-        than those joined (``latest_label``: the deployment's newest feedback id)."""
+        since it was joined (``labels``: how many labels the deployment has now; labels
+        are never deleted, so any label committed since makes it larger)."""
         query = select(MonitorWindow).where(
             MonitorWindow.deployment == deployment,
             MonitorWindow.predictions_sha256.is_not(None),
             MonitorWindow.end <= ready_before,
             or_(MonitorWindow.quality_at.is_(None),
                 and_(MonitorWindow.end > horizon_start,
-                     MonitorWindow.quality_cursor < latest_label)))
+                     MonitorWindow.quality_cursor != labels)))
         with self.db.read() as session:
             return [_window_record(w) for w in session.scalars(
                 query.order_by(MonitorWindow.end).limit(limit))]
