@@ -167,16 +167,23 @@ def monitor_unmatched(
     deployment: Annotated[str, typer.Argument(help="The deployment.")],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000,
                                        help="How many to list, oldest first.")] = 100,
+    run: Annotated[bool, typer.Option(
+        "--run/--no-run", help="Compute the pending windows (and join the labels) first.")
+    ] = True,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Labels that matched no logged prediction although every window they could belong
     to has been judged: a wrong request id, a key or time no request had, or a
     prediction older than the label horizon. They stay stored; this lists them."""
+    from tidal.monitor.job import Monitor
     from tidal.monitor.quality import label_report
 
     handle = _project(project)
     handle.get_deployment(deployment)
+    if run:  # the report is only as current as the last join of the labels
+        with Monitor(handle) as job:
+            _run_with_progress(job, [deployment], quiet=as_json)
     report = label_report(handle, deployment, now=handle.clock.now(), examples=limit)
     if as_json:
         display.print_json(report)

@@ -39,3 +39,28 @@ def test_parts_with_clashing_types_are_read_as_text(tmp_path):
         assert window.rows == 300 and run.deployments[0].note is None
         missing = project.monitoring.series("d", "missing", "colour")
         assert [p.value for p in missing] == [0.0]
+
+
+def test_a_window_of_several_hours_gives_its_stable_and_shadow_rows_in_one_pass(tmp_path):
+    from tidal.monitor.job import HourReader
+
+    root = tmp_path / "compacted"
+    for hour in range(3):
+        folder = root / "deployment=d" / f"hour=2023-11-15T0{hour}"
+        folder.mkdir(parents=True)
+        start = HOUR + 3600 * (hour + 1)
+        times = pa.array([int((start + 60 * i) * 1e6) for i in range(60)], pa.int64()).cast(
+            pa.timestamp("us", tz="UTC"))
+        pq.write_table(pa.table({
+            "request_id": [f"h{hour}-{i}" for i in range(60)], "event_time": times,
+            "route": ["shadow" if i % 3 == 0 else "stable" for i in range(60)]}),
+            folder / "part-0.parquet")
+    reader = HourReader(root, "d")
+    # from half past the first hour to half past the third
+    stable, shadow = reader.window_and_shadow(HOUR + 3600 + 1800, HOUR + 3 * 3600 + 1800)
+    assert stable.num_rows == 80 and shadow.num_rows == 40  # 30 + 60 + 30 minutes
+    assert set(stable.column("route").to_pylist()) == {"stable"}
+    assert set(shadow.column("route").to_pylist()) == {"shadow"}
+    alone = reader.window(HOUR + 3600 + 1800, HOUR + 3 * 3600 + 1800)
+    assert alone.equals(stable)
+    assert reader.window_and_shadow(HOUR, HOUR + 3600, shadow=False)[1].num_rows == 0

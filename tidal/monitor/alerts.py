@@ -8,8 +8,10 @@ rows, no reference) is ``none`` and changes nothing.
 The state of a check moves with hysteresis, so a value hovering at a threshold does not
 flap: it escalates to a level after ``fire_after`` consecutive windows at that level or
 worse, and falls back after ``clear_after`` consecutive windows below its state, to the
-level of the window that completed the run. Every move is a :class:`StateChange`, which
-becomes an event.
+level of the window that completed the run. A rule with a ``window`` longer than the
+monitor's judges the mean of the check's values over that span instead of each value
+alone (the job reads the earlier values: :meth:`tidal.monitor.job.Monitor.point`). Every
+move is a :class:`StateChange`, which becomes an event.
 
 Every check has a default rule (:data:`DEFAULT_RULES`), so a new deployment is monitored
 without configuration; ``[[monitor.alerts]]`` in ``tidal.toml`` replaces the rule of a

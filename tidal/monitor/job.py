@@ -125,6 +125,7 @@ class Monitor:
                         on_failure=self._webhook_failed, project=str(settings.project_dir))
             for hook in self.config.webhooks]
         self._references: dict[str, Reference | None] = {}
+        self._recent_values: dict[tuple[str, str, float, float], dict[str, list[float]]] = {}
 
     def __enter__(self) -> Monitor:
         return self
@@ -193,13 +194,13 @@ class Monitor:
         result = DeploymentRun(deployment)
         reader = HourReader(self.compacted, deployment)
         for start, end in self.pending_windows(deployment, now, reader.hours):
-            table = reader.window(start, end)
+            wants_shadow = self.config.review.shadow_disagreement
+            table, shadow = reader.window_and_shadow(start, end, shadow=wants_shadow)
             if table.num_rows == 0:
                 result.skipped_empty += 1
                 continue
-            shadow = reader.window(start, end, shadow=True) \
-                if self.config.review.shadow_disagreement else None
-            written = self._window(deployment, start, end, table, shadow)
+            written = self._window(deployment, start, end, table,
+                                   shadow if wants_shadow else None)
             if written is None:
                 continue
             record, changes = written
@@ -314,7 +315,13 @@ class Monitor:
             return None
         subjects = [s.subject for s in self.project.monitoring.states(deployment)
                     if s.check == "quality_slice_drop" and s.state == ALERT]
-        return alerting_slice_rows(table, subjects, slices) if subjects else None
+        if not subjects:
+            return None
+        try:
+            return alerting_slice_rows(table, subjects, slices)
+        except (ValueError, TypeError) as exc:  # a slice column logged as text, say
+            log.warning("review: cannot cut the alerting slices of %s: %s", deployment, exc)
+            return None
 
     def point(self, deployment: str, start: float, end: float, m: Measured) -> CheckPoint:
         """A measured value as a stored point, judged by the rules: by itself, or, for a
@@ -327,13 +334,23 @@ class Monitor:
                               m.details)
         details, judged = m.details, value
         if rule.window is not None and rule.window > end - start and value is not None:
-            earlier = [p.value for p in self.project.monitoring.series(
-                deployment, m.check, m.subject, since=end - rule.window)
-                if p.window_end < end and p.value is not None]
+            earlier = self._recent(deployment, m.check, end - rule.window, end).get(
+                m.subject, [])
             judged = (sum(earlier) + value) / (len(earlier) + 1)
             details = {**(details or {}), "judged": judged, "judged_windows": len(earlier) + 1}
         return CheckPoint(deployment, m.check, m.subject, start, end, value,
                           rule.level(judged), details)
+
+    def _recent(self, deployment: str, check: str, since: float,
+                end: float) -> dict[str, list[float]]:
+        """A check's earlier values per subject, read once per window (every subject of
+        a windowed rule needs them)."""
+        key = (deployment, check, since, end)
+        if key not in self._recent_values:
+            self._recent_values = {key: self.project.monitoring.recent_values(
+                deployment, check, since=since, before=end)} | {
+                k: v for k, v in self._recent_values.items() if k[3] == end}
+        return self._recent_values[key]
 
     def _version(self, model: str | None, version: int | None):  # -> VersionRecord | None
         if model is None or version is None:
@@ -384,24 +401,28 @@ class HourReader:
         self._hour: float | None = None
         self._tables: tuple[pa.Table, pa.Table] | None = None
 
-    def window(self, start: float, end: float, *, shadow: bool = False) -> pa.Table:
-        """The rows with event times in ``[start, end)``: the stable and canary rows, or
-        with ``shadow`` the shadow's."""
+    def window(self, start: float, end: float) -> pa.Table:
+        """The stable and canary rows with event times in ``[start, end)``."""
+        return self.window_and_shadow(start, end, shadow=False)[0]
+
+    def window_and_shadow(self, start: float, end: float, *, shadow: bool = True
+                          ) -> tuple[pa.Table, pa.Table]:
+        """The stable and canary rows with event times in ``[start, end)``, and the
+        shadow's (an empty table unless ``shadow``), from one read of each hour."""
         first = bisect.bisect_right(self.hours, start - _HOUR)
         last = bisect.bisect_left(self.hours, end)
         low, high = round(start * 1e6), round(end * 1e6)
-        tables = []
+        found: tuple[list[pa.Table], list[pa.Table]] = ([], [])
         for hour in self.hours[first:last]:
-            table = self._read(hour)[1 if shadow else 0]
-            if hour < start or hour + _HOUR > end:  # the hour sticks out of the window
-                times = table.column("event_time").cast(pa.int64())
-                table = table.filter(pc.and_(pc.greater_equal(times, low),
-                                             pc.less(times, high)))
-            if table.num_rows:
-                tables.append(table)
-        if not tables:
-            return pa.table({})
-        return _concat(tables)
+            for kind, table in enumerate(self._read(hour)[:2 if shadow else 1]):
+                if hour < start or hour + _HOUR > end:  # the hour sticks out of the window
+                    times = table.column("event_time").cast(pa.int64())
+                    table = table.filter(pc.and_(pc.greater_equal(times, low),
+                                                 pc.less(times, high)))
+                if table.num_rows:
+                    found[kind].append(table)
+        stable, shadows = (_concat(tables) if tables else pa.table({}) for tables in found)
+        return stable, shadows
 
     def _read(self, hour: float) -> tuple[pa.Table, pa.Table]:
         if hour == self._hour and self._tables is not None:

@@ -21,7 +21,12 @@ exactly. Checks (subject: the metric):
   than on its test set, relatively: 0.1 is 10 % worse (accuracy 0.85 → 0.765);
 - ``labelled`` — the share of the window's rows that have a label;
 - ``quality_slice`` — the same metrics per value of each ``[[pipeline.slices]]`` slice
-  (subject ``"accuracy SEX=2"``), cut as training cuts them.
+  (subject ``"accuracy SEX=2"``), cut as training cuts them;
+- ``quality_slice_drop`` — a slice value against the same slice of the version's test
+  set, as ``quality_drop`` (subject ``"SEX=2"``), where the test set had 30+ rows of it.
+
+Each label joined is marked (``matched_at``); :func:`label_report` counts those that
+never match a prediction.
 
 AUC is computed from ranks (the Mann-Whitney statistic, with SciPy's ``rankdata``)
 rather than by importing scikit-learn into the monitor for one function.
@@ -90,8 +95,8 @@ def join(index: pa.Table, labels: Labels) -> list[Any]:
 
 
 def matched_ids(index: pa.Table, labels: Labels) -> list[int]:
-    """The ids of every label (the replaced ones too) that names a prediction of
-    ``index``."""
+    """The ids of the labels not marked matched yet (the replaced ones too) that name a
+    prediction of ``index``."""
     ids = index.column("request_id").to_pylist()
     rows = index.column("row").to_pylist() if "row" in index.column_names else [0] * len(ids)
     keys = index.column("key").to_pylist() if "key" in index.column_names else [None] * len(ids)

@@ -61,6 +61,7 @@ class Labels:
     by_request: dict[tuple[str, int], tuple[int, Any]]
     by_key: dict[tuple[str, float, int], tuple[int, Any]]
     corrections: int
+    #: of the labels not marked matched yet (those marked need no second update)
     ids: dict[tuple[Any, ...], list[int]] = field(default_factory=dict)
 
 
@@ -170,25 +171,28 @@ class FeedbackRepository:
         found = Labels({}, {}, 0)
         with self.db.read() as session:
             for chunk in _chunks(sorted(set(request_ids)), 500):
-                for id_, request_id, row, label in session.execute(
-                        select(Feedback.id, Feedback.request_id, Feedback.row, Feedback.label)
+                for id_, request_id, row, label, matched in session.execute(
+                        select(Feedback.id, Feedback.request_id, Feedback.row, Feedback.label,
+                               Feedback.matched_at)
                         .where(Feedback.deployment == deployment,
                                Feedback.request_id.in_(chunk))):
                     found.corrections += _keep_latest(found.by_request, (request_id, row),
                                                       id_, label)
-                    found.ids.setdefault(("request", request_id, row), []).append(id_)
+                    if matched is None:
+                        found.ids.setdefault(("request", request_id, row), []).append(id_)
             for chunk in _chunks(sorted(set(keys)), 500):
                 query = select(Feedback.id, Feedback.entity_key, Feedback.event_time,
-                               Feedback.row, Feedback.label).where(
+                               Feedback.row, Feedback.label, Feedback.matched_at).where(
                     Feedback.deployment == deployment, Feedback.entity_key.in_(chunk))
                 if start is not None:
                     query = query.where(Feedback.event_time >= start)
                 if end is not None:
                     query = query.where(Feedback.event_time < end)
-                for id_, key, when, row, label in session.execute(query):
+                for id_, key, when, row, label, matched in session.execute(query):
                     found.corrections += _keep_latest(found.by_key, (key, when, row), id_,
                                                       label)
-                    found.ids.setdefault(("key", key, when, row), []).append(id_)
+                    if matched is None:
+                        found.ids.setdefault(("key", key, when, row), []).append(id_)
         return found
 
     def unmatched(self, deployment: str, *, received_before: float,

@@ -446,7 +446,7 @@ class ReviewItem(Base):
     request_id: Mapped[str] = mapped_column(String(128))
     row: Mapped[int] = mapped_column(Integer)
     event_time: Mapped[float] = mapped_column(Double)
-    #: low_confidence, shadow_disagreement or sample
+    #: low_confidence, shadow_disagreement, alerting_slice or sample
     reason: Mapped[str] = mapped_column(String(32))
     inputs: Mapped[dict[str, Any]] = mapped_column(JsonType)
     outputs: Mapped[dict[str, Any]] = mapped_column(JsonType)

@@ -282,6 +282,20 @@ class MonitoringRepository:
             return [_point(v) for v in session.scalars(
                 query.order_by(CheckValue.window_end).limit(limit))]
 
+    def recent_values(self, deployment: str, check: str, *, since: float,
+                      before: float) -> dict[str, list[float]]:
+        """Every subject's values of one check in the windows ending in ``(since,
+        before)``, oldest first (one query for all the subjects)."""
+        query = (select(CheckValue.subject, CheckValue.value).where(
+            CheckValue.deployment == deployment, CheckValue.check == check,
+            CheckValue.window_end > since, CheckValue.window_end < before,
+            CheckValue.value.is_not(None)).order_by(CheckValue.window_end))
+        found: dict[str, list[float]] = {}
+        with self.db.read() as session:
+            for subject, value in session.execute(query):
+                found.setdefault(subject, []).append(value)
+        return found
+
     def latest_points(self, deployment: str) -> list[CheckPoint]:
         """Every check's value in the latest window that has one, per check and subject."""
         latest = (select(CheckValue.check, CheckValue.subject,

@@ -5,7 +5,8 @@ Revises: 0007
 Create Date: 2026-12-03 22:15:00.000000
 
 When a label was first joined to a prediction, so that labels naming no prediction can be
-reported (and listed) instead of waiting unseen.
+reported (and listed) instead of waiting unseen. Labels stored before this revision count
+as matched (when each was joined was not recorded): the report starts with the upgrade.
 """
 
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("matched_at", sa.Double(), nullable=True))
         batch_op.create_index("ix_feedback_unmatched", ["deployment", "matched_at",
                                                         "received_at"], unique=False)
+    op.execute(sa.text("UPDATE feedback SET matched_at = received_at"))
 
 
 def downgrade() -> None:
