@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -89,3 +91,53 @@ def sqlite_project(tmp_path: Path, clock: ManualClock) -> Iterator[Project]:
     handle = Project(tmp_path, clock=clock, actor="tester")
     yield handle
     handle.close()
+
+
+# -- a live model server (the serve and control tests) ---------------------------------------
+# The project is trained once per session by the standard pipeline: a linear model as
+# version 1 and a random forest as version 2 (both exported to ONNX and checked to 1e-5).
+# Each test gets its own copy of the project folder (store, artifacts and all) and its own
+# server, on a free port, so tests can change deployments freely.
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory) -> Path:
+    import pandas as pd
+    from serve_harness import DATA
+
+    from tidal.train.standard import run_standard
+
+    folder = tmp_path_factory.mktemp("served")
+    frame = pd.read_csv(DATA / "elec2.csv.gz").iloc[17_000:21_000]  # Victoria columns vary
+    frame.to_csv(folder / "elec2.csv", index=False)
+    config = ('[data]\ntarget = "target"\n[pipeline]\nsource = "elec2.csv"\n'
+              'model = "elec2"\ncandidates = ["linear"]\n')
+    (folder / "tidal.toml").write_text(config)
+    with Project(folder) as project:
+        run_standard(project, executor="inline", progress=False)  # elec2:1, ONNX
+    (folder / "tidal.toml").write_text(config.replace('["linear"]', '["random_forest"]'))
+    with Project(folder) as project:
+        run_standard(project, executor="inline", progress=False)  # elec2:2
+    return folder
+
+
+@pytest.fixture
+def served(trained_project: Path, tmp_path: Path, monkeypatch) -> Iterator[Any]:
+    """Deployment ``elec2`` serving version 1 (ONNX), on a fresh copy of the project: a
+    :class:`serve_harness.Running`."""
+    import pandas as pd
+    from serve_harness import Running, start_server
+
+    folder = tmp_path / "project"
+    shutil.copytree(trained_project, folder)
+    project = Project(folder)
+    project.set_deployment("elec2", "elec2:1")
+    server, thread, url = start_server(folder, monkeypatch)
+    rows = pd.read_csv(folder / "elec2.csv")
+    try:
+        yield Running(url, project, folder, rows, server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        project.close()
+
+

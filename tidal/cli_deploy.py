@@ -7,39 +7,31 @@ stable version, an optional canary with its share of the traffic, an optional sh
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from tidal import display
+from tidal.cli_options import (
+    DeploymentArgument,
+    JsonOption,
+    ProjectOption,
+    ReasonOption,
+    open_project,
+)
 from tidal.core.errors import ValidationError
 
 deployments_app = typer.Typer(
     no_args_is_help=True,
     help="Deployments: which model versions each endpoint serves (stable, canary, shadow).")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ProjectOption = Annotated[
-    Path | None,
-    typer.Option("--project", "-p", help="Project folder (default: nearest with tidal.toml).",
-                 envvar="TIDAL_PROJECT_DIR", show_envvar=False),
-]
-ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why (recorded).")]
-NameArgument = Annotated[str, typer.Argument(help="Deployment name, e.g. elec2.")]
 
-
-def _project(path: Path | None):  # -> Project
-    # imported here: tidal.cli imports this module while it is being defined
-    from tidal.cli import _project as open_project
-
-    return open_project(path)
 
 
 @deployments_app.command("list")
 def deployments_list(project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """List deployments with the versions they serve."""
-    deployments = _project(project).list_deployments()
+    deployments = open_project(project).list_deployments()
     if as_json:
         display.print_json([d.to_dict() for d in deployments])
         return
@@ -54,14 +46,14 @@ def deployments_list(project: ProjectOption = None, as_json: JsonOption = False)
 
 @deployments_app.command("show")
 def deployments_show(
-    name: NameArgument,
+    name: DeploymentArgument,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000,
                                        help="How many recent changes to show.")] = 20,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a deployment and its recent changes (who, when, why)."""
-    handle = _project(project)
+    handle = open_project(project)
     deployment = handle.get_deployment(name)
     events = handle.deployment_history(name, limit)
     if as_json:
@@ -89,7 +81,7 @@ def deployments_show(
 
 @deployments_app.command("set")
 def deployments_set(
-    name: NameArgument,
+    name: DeploymentArgument,
     model_ref: Annotated[str, typer.Argument(
         help="The stable version: NAME:3, NAME@champion (NAME alone: its latest).")],
     canary: Annotated[str | None, typer.Option(
@@ -110,7 +102,7 @@ def deployments_set(
     as_json: JsonOption = False,
 ) -> None:
     """Create or replace a deployment (settings not given are reset to their defaults)."""
-    record = _project(project).set_deployment(
+    record = open_project(project).set_deployment(
         name, model_ref, canary=canary, canary_weight=weight, shadow=shadow,
         max_batch_size=max_batch_size, max_batch_wait_ms=max_batch_wait_ms, reason=reason)
     if as_json:
@@ -128,7 +120,7 @@ def deployments_set(
 
 @deployments_app.command("delete")
 def deployments_delete(
-    name: NameArgument,
+    name: DeploymentArgument,
     reason: ReasonOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
                    ] = False,
@@ -136,7 +128,7 @@ def deployments_delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a deployment: replicas stop serving it (its history is kept)."""
-    handle = _project(project)
+    handle = open_project(project)
     deployment = handle.get_deployment(name)  # an unknown name fails before any question
     if not yes:
         if not _interactive():

@@ -14,24 +14,14 @@ from typing import Annotated, Any
 import typer
 
 from tidal import display
+from tidal.cli_options import JsonOption, ProjectOption, open_project
 
 monitor_app = typer.Typer(
     help="Monitoring: window checks over the prediction log, and their alert states.",
     invoke_without_command=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-ProjectOption = Annotated[
-    Path | None,
-    typer.Option("--project", "-p", help="Project folder (default: nearest with tidal.toml).",
-                 envvar="TIDAL_PROJECT_DIR", show_envvar=False),
-]
 _STYLES = {"alert": "bold red", "warn": "yellow", "ok": "green", "none": "dim"}
 
-
-def _project(path: Path | None):  # -> Project
-    from tidal.cli import _project as open_project
-
-    return open_project(path)
 
 
 @monitor_app.callback()
@@ -51,7 +41,7 @@ def monitor(
         return
     from tidal.monitor.job import Monitor
 
-    handle = _project(project)
+    handle = open_project(project)
     names = [deployment] if deployment else None
     summary: dict[str, Any] | None = None
     if run:
@@ -93,7 +83,7 @@ def monitor_reference(
     """Set the data a model version is monitored against (its training data, usually)."""
     from tidal.monitor.reference import set_reference
 
-    reference = set_reference(_project(project), model_ref, data, target=target)
+    reference = set_reference(open_project(project), model_ref, data, target=target)
     info = {"version": reference.version.ref, "rows": reference.profile.rows,
             "columns": list(reference.profile.columns)}
     if as_json:
@@ -120,7 +110,7 @@ def monitor_labelled(
     label as the target, event time), stored as a dataset snapshot for the next run."""
     from tidal.monitor.labelled import export_labelled
 
-    handle = _project(project)
+    handle = open_project(project)
     handle.get_deployment(deployment)
     summary = export_labelled(handle, deployment, out, start=_when(since, "--since"),
                               end=_when(until, "--until"), target=target)
@@ -146,7 +136,7 @@ def monitor_skew(
     the source rows of the same entity and time ([data] id and timestamp)."""
     from tidal.monitor.skew import skew_check
 
-    handle = _project(project)
+    handle = open_project(project)
     handle.get_deployment(deployment)
     report = skew_check(handle, deployment, sample=sample, source=source)
     if as_json:
@@ -179,7 +169,7 @@ def monitor_unmatched(
     from tidal.monitor.job import Monitor
     from tidal.monitor.quality import label_report
 
-    handle = _project(project)
+    handle = open_project(project)
     handle.get_deployment(deployment)
     if run:  # the report is only as current as the last join of the labels
         with Monitor(handle) as job:
@@ -310,7 +300,7 @@ def label(
     nothing is added."""
     from tidal.data.labels_file import read_labels
 
-    handle = _project(project)
+    handle = open_project(project)
     handle.get_deployment(deployment)  # a NotFoundError names the deployments there are
     items = read_labels(data, deployment, label_column=label_column, id_column=id_column,
                         row_column=row_column, key_column=key_column,

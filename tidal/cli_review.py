@@ -10,31 +10,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from tidal import display
+from tidal.cli_options import JsonOption, ProjectOption, open_project
 
 review_app = typer.Typer(no_args_is_help=True,
                          help="Review: predictions routed to people, labelled by them.")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-ProjectOption = Annotated[
-    Path | None,
-    typer.Option("--project", "-p", help="Project folder (default: nearest with tidal.toml).",
-                 envvar="TIDAL_PROJECT_DIR", show_envvar=False),
-]
 DeploymentOption = Annotated[str, typer.Option("--deployment", "-d", help="The deployment.")]
 ReviewerOption = Annotated[str, typer.Option(
     "--reviewer", "-r", envvar="TIDAL_ACTOR", help="Who is reviewing (default: $TIDAL_ACTOR).")]
 
-
-def _project(path: Path | None):  # -> Project
-    from tidal.cli import _project as open_project
-
-    return open_project(path)
 
 
 @review_app.command("list")
@@ -45,7 +34,7 @@ def review_list(deployment: Annotated[str | None, typer.Option(
                 limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
                 project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """List review items, oldest first."""
-    items = _project(project).review.items(deployment, status=status, limit=limit)
+    items = open_project(project).review.items(deployment, status=status, limit=limit)
     if as_json:
         display.print_json([i.to_dict() for i in items])
         return
@@ -60,7 +49,7 @@ def review_list(deployment: Annotated[str | None, typer.Option(
 def review_next(deployment: DeploymentOption, reviewer: ReviewerOption,
                 project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """Claim the next item you have not answered, and show it."""
-    handle = _project(project)
+    handle = open_project(project)
     item = handle.review.claim_next(
         deployment, reviewer, now=handle.clock.now(),
         claim_seconds=handle.settings.monitor.review.claim_timeout)
@@ -102,7 +91,7 @@ def review_label(item: Annotated[int, typer.Argument(help="The item's number.")]
             value = json.loads(label)
         except json.JSONDecodeError:
             value = label
-    done = answer(_project(project), item, reviewer, label=value, unsure=unsure,
+    done = answer(open_project(project), item, reviewer, label=value, unsure=unsure,
                   familiar=not unfamiliar, note=note)
     if as_json:
         display.print_json(done.to_dict())
@@ -116,7 +105,7 @@ def review_label(item: Annotated[int, typer.Argument(help="The item's number.")]
 def review_agreement(deployment: DeploymentOption, project: ProjectOption = None,
                      as_json: JsonOption = False) -> None:
     """Label consistency: how often reviewers agree, per pair and per class."""
-    report = _project(project).review.agreement(deployment)
+    report = open_project(project).review.agreement(deployment)
     if as_json:
         display.print_json(report)
         return

@@ -326,6 +326,63 @@ class MonitorSection(BaseModel):
         return folder if folder.is_absolute() else project_dir / folder
 
 
+STRATEGIES = ("blue_green", "shadow", "canary", "shadow_then_canary")
+
+
+class AnalysisSection(BaseModel):
+    """``[rollout.analysis]``: how a rollout step compares the candidate with the stable
+    version over the same period (each comparison needs its minimum sample, else it is
+    inconclusive)."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: candidate rows (requests for the error rate) a comparison needs
+    min_requests: int = Field(default=200, ge=1)
+    #: labelled rows of each version the quality comparison needs
+    min_labelled: int = Field(default=100, ge=1)
+    #: how much higher the candidate's server error rate may be (absolute share)
+    max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
+    #: the candidate's p99 latency over the stable one's (and at least this many ms more)
+    max_latency_ratio: float = Field(default=2.0, ge=1)
+    latency_slack_ms: float = Field(default=5.0, ge=0)
+    #: the share of the candidate's outputs that are null or not finite
+    max_invalid_share: float = Field(default=0.001, ge=0, le=1)
+    #: distance between the two versions' prediction distributions: total variation of
+    #: the class shares; for regression, the shift of the mean in stable std units
+    max_prediction_shift: float = Field(default=0.5, ge=0)
+    #: shadow phase: the share of mirrored requests where both versions answer alike
+    #: (same class; regression: within 1 stable std)
+    min_agreement: float = Field(default=0.5, ge=0, le=1)
+    #: how much worse the candidate's labelled quality may be (absolute, the version's
+    #: metric: accuracy down, MAE up, ...)
+    max_quality_drop: float = Field(default=0.02, ge=0)
+
+
+class RolloutSection(BaseModel):
+    """``[rollout]``: how ``tidal deploy`` and the controller bring a version to traffic."""
+
+    model_config = ConfigDict(extra="forbid")
+    strategy: Literal["blue_green", "shadow", "canary", "shadow_then_canary"] = \
+        "shadow_then_canary"
+    #: canary weights, ascending; reaching 1.0 is the promotion
+    steps: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 1.0],
+                               min_length=1)
+    #: a canary step lasts at least this long before its analysis can pass it
+    step_time: Duration = 600.0
+    #: the shadow phase: until this many mirrored requests, or this long, whichever first
+    shadow_requests: int = Field(default=1000, ge=1)
+    shadow_time: Duration = 3600.0
+    #: an inconclusive step waits this long, then holds for a person
+    inconclusive_limit: Duration = 3600.0
+    analysis: AnalysisSection = AnalysisSection()
+
+    @model_validator(mode="after")
+    def _ascending(self) -> RolloutSection:
+        steps = self.steps
+        if any(not 0 < w <= 1 for w in steps) or steps != sorted(set(steps)):
+            raise ValueError(f"rollout steps are ascending weights in (0, 1], got {steps}")
+        return self
+
+
 class FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     store: StoreSection = StoreSection()
@@ -334,6 +391,7 @@ class FileConfig(BaseModel):
     pipeline: PipelineSection = PipelineSection()
     serve: ServeSection = ServeSection()
     monitor: MonitorSection = MonitorSection()
+    rollout: RolloutSection = RolloutSection()
 
 
 class Settings(BaseModel):
@@ -351,6 +409,7 @@ class Settings(BaseModel):
     pipeline: PipelineSection = PipelineSection()
     serve: ServeSection = ServeSection()
     monitor: MonitorSection = MonitorSection()
+    rollout: RolloutSection = RolloutSection()
 
     @property
     def state_dir(self) -> Path:
@@ -408,6 +467,7 @@ def load_settings(
         pipeline=parsed.pipeline,
         serve=parsed.serve,
         monitor=parsed.monitor,
+        rollout=parsed.rollout,
     )
 
 

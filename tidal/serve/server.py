@@ -22,7 +22,7 @@ import numpy as np
 from tidal.core.errors import NotFoundError, TidalError
 from tidal.runtime.inputs import check_columns
 from tidal.serve.metrics import ServerMetrics
-from tidal.serve.predlog import PredictionLog, PredictionRecord
+from tidal.serve.predlog import PredictionLog, PredictionLogError, PredictionRecord
 from tidal.serve.replica import Deployment, Replica, Served
 from tidal.serve.router import CANARY, SHADOW, choose_route
 
@@ -111,9 +111,10 @@ class Server:
             checked = columns if shadow.input_spec == primary_served.input_spec else \
                 check_columns(shadow.model.signature, columns)
             outputs = await shadow.batcher.submit(checked, rows)
-        except Exception as exc:  # noqa: BLE001 - the shadow's failure is only counted
+        except Exception as exc:  # noqa: BLE001 - the shadow's failure is counted and logged
             status = "4xx" if isinstance(exc, TidalError) else "5xx"
             self.metrics.count(deployment.name, version, SHADOW, status)
+            self._log_shadow_failure(deployment, shadow, primary, status, exc, began)
             return
         self.metrics.count(deployment.name, version, SHADOW, "2xx",
                            time.perf_counter() - began)
@@ -121,6 +122,22 @@ class Server:
             deployment, shadow, checked, outputs, request_id=primary.request_id,
             event_time=primary.event_time, received=primary.received_at,
             latency_ms=(time.perf_counter() - began) * 1000, key=primary.key)])
+
+    def _log_shadow_failure(self, deployment: Deployment, shadow: Served,
+                            primary: PredictionRecord, status: str, exc: Exception,
+                            began: float) -> None:
+        """A shadow's failure in the log (no rows; its status and error), so a rollout's
+        shadow analysis sees a candidate that crashes where the stable one answers."""
+        try:
+            self.log.write_nowait([PredictionRecord(
+                request_id=primary.request_id, event_time=primary.event_time,
+                deployment=deployment.name, model=deployment.model,
+                version=shadow.model.version, route=SHADOW, inputs={}, outputs={},
+                latency_ms=(time.perf_counter() - began) * 1000,
+                received_at=primary.received_at, key=primary.key,
+                status=400 if status == "4xx" else 500, error=str(exc)[:200])])
+        except PredictionLogError:
+            return  # the log is closing or broken: the primary's write reports that
 
     def choose(self, deployment: Deployment, key: str | None,
                version: str | None = None) -> Served:

@@ -69,66 +69,12 @@ class DeploymentRepository:
 
         Setting exactly what is already deployed changes nothing: no revision, no event.
         """
-        check_deployment_name(name)
-        validate.check_model_name(model)
-        stable = _version_number("stable", stable_version)
-        canary = _version_number("canary", canary_version, optional=True)
-        shadow = _version_number("shadow", shadow_version, optional=True)
-        weight = _canary_weight(canary_weight)
-        if weight > 0 and canary is None:
-            raise ValidationError(
-                f"a canary weight of {weight:g} needs a canary version; give one, or leave "
-                "the weight at 0"
-            )
-        for role, number in (("canary", canary), ("shadow", shadow)):
-            if number is not None and number == stable:
-                raise ValidationError(
-                    f"the {role} version must differ from the stable one ({model}:{stable})")
-        if canary is not None and canary == shadow:
-            raise ValidationError(f"the shadow version must differ from the canary "
-                                  f"({model}:{canary}): a version has one role")
-        batch_size = _batch_size(max_batch_size)
-        batch_wait = _batch_wait(max_batch_wait_ms)
-        wanted = {"model": model, "stable_version": stable, "canary_version": canary,
-                  "canary_weight": weight, "shadow_version": shadow,
-                  "max_batch_size": batch_size, "max_batch_wait_ms": batch_wait}
-
-        def write(session: Session) -> DeploymentRecord:
-            counter = _lock_counter(session)
-            model_row = session.scalar(select(RegisteredModel).where(RegisteredModel.name == model))
-            if model_row is None:
-                raise NotFoundError(f"no registered model named {model!r}")
-            numbers = {n for n in (stable, canary, shadow) if n is not None}
-            found = set(session.scalars(select(ModelVersion.version).where(
-                ModelVersion.model_id == model_row.id, ModelVersion.version.in_(numbers))))
-            for role, number in (("stable", stable), ("canary", canary), ("shadow", shadow)):
-                if number is not None and number not in found:
-                    raise NotFoundError(f"model {model!r} has no version {number} (the "
-                                        f"{role} version of deployment {name!r})")
-            row = session.get(Deployment, name)
-            before = None if row is None else _settings(row, _model_name(session, row))
-            if before == wanted:
-                assert row is not None
-                return _record(row, model)  # a non-change: no revision, no event
-            revision = _bump(counter)
-            if row is None:
-                row = Deployment(name=name, created_at=now)
-                session.add(row)
-            row.model_id = model_row.id
-            row.stable_version, row.canary_version, row.canary_weight = stable, canary, weight
-            row.shadow_version = shadow
-            row.max_batch_size, row.max_batch_wait_ms = batch_size, batch_wait
-            row.revision, row.updated_at, row.updated_by = revision, now, actor
-            record_event(
-                session, at=now, kind="deployment_set", entity_type="deployment",
-                entity_id=name, actor=actor, reason=reason,
-                payload={"deployment": name, "revision": revision, "before": before,
-                         "after": wanted},
-            )
-            session.flush()
-            return _record(row, model)
-
-        return self._transact(write)
+        wanted = check_settings(name, model=model, stable_version=stable_version,
+                                canary_version=canary_version, canary_weight=canary_weight,
+                                shadow_version=shadow_version, max_batch_size=max_batch_size,
+                                max_batch_wait_ms=max_batch_wait_ms)
+        return self._transact(lambda session: write_settings(
+            session, name, wanted, now=now, actor=actor, reason=reason))
 
     def delete(self, name: str, *, now: float, actor: str | None, reason: str | None) -> None:
         """Remove deployment ``name``; its events stay, and the revision moves on."""
@@ -198,6 +144,79 @@ class DeploymentRepository:
             return self.db.transact(write)
         except IntegrityError:  # the counter row was missing and another writer added it
             return self.db.transact(write)
+
+
+def check_settings(name: str, *, model: str, stable_version: int,
+                   canary_version: int | None = None, canary_weight: float = 0.0,
+                   shadow_version: int | None = None, max_batch_size: int | None = None,
+                   max_batch_wait_ms: float | None = None) -> dict[str, Any]:
+    """A deployment's settings, checked (ValidationError naming the setting)."""
+    check_deployment_name(name)
+    validate.check_model_name(model)
+    stable = _version_number("stable", stable_version)
+    canary = _version_number("canary", canary_version, optional=True)
+    shadow = _version_number("shadow", shadow_version, optional=True)
+    weight = _canary_weight(canary_weight)
+    if weight > 0 and canary is None:
+        raise ValidationError(
+            f"a canary weight of {weight:g} needs a canary version; give one, or leave "
+            "the weight at 0"
+        )
+    for role, number in (("canary", canary), ("shadow", shadow)):
+        if number is not None and number == stable:
+            raise ValidationError(
+                f"the {role} version must differ from the stable one ({model}:{stable})")
+    if canary is not None and canary == shadow:
+        raise ValidationError(f"the shadow version must differ from the canary "
+                              f"({model}:{canary}): a version has one role")
+    return {"model": model, "stable_version": stable, "canary_version": canary,
+            "canary_weight": weight, "shadow_version": shadow,
+            "max_batch_size": _batch_size(max_batch_size),
+            "max_batch_wait_ms": _batch_wait(max_batch_wait_ms)}
+
+
+def write_settings(session: Session, name: str, wanted: dict[str, Any], *, now: float,
+                   actor: str | None, reason: str | None,
+                   payload: dict[str, Any] | None = None) -> DeploymentRecord:
+    """Write checked settings (:func:`check_settings`) in the caller's transaction, with
+    a ``deployment_set`` event (``payload`` adds to its payload): so a rollout's state and
+    the traffic it sets commit together. Writing what is there already changes nothing."""
+    counter = _lock_counter(session)
+    model, stable = wanted["model"], wanted["stable_version"]
+    canary, shadow = wanted["canary_version"], wanted["shadow_version"]
+    model_row = session.scalar(select(RegisteredModel).where(RegisteredModel.name == model))
+    if model_row is None:
+        raise NotFoundError(f"no registered model named {model!r}")
+    numbers = {n for n in (stable, canary, shadow) if n is not None}
+    found = set(session.scalars(select(ModelVersion.version).where(
+        ModelVersion.model_id == model_row.id, ModelVersion.version.in_(numbers))))
+    for role, number in (("stable", stable), ("canary", canary), ("shadow", shadow)):
+        if number is not None and number not in found:
+            raise NotFoundError(f"model {model!r} has no version {number} (the "
+                                f"{role} version of deployment {name!r})")
+    row = session.get(Deployment, name)
+    before = None if row is None else _settings(row, _model_name(session, row))
+    if before == wanted:
+        assert row is not None
+        return _record(row, model)  # a non-change: no revision, no event
+    revision = _bump(counter)
+    if row is None:
+        row = Deployment(name=name, created_at=now)
+        session.add(row)
+    row.model_id = model_row.id
+    row.stable_version, row.canary_version = stable, canary
+    row.canary_weight, row.shadow_version = wanted["canary_weight"], shadow
+    row.max_batch_size = wanted["max_batch_size"]
+    row.max_batch_wait_ms = wanted["max_batch_wait_ms"]
+    row.revision, row.updated_at, row.updated_by = revision, now, actor
+    record_event(
+        session, at=now, kind="deployment_set", entity_type="deployment",
+        entity_id=name, actor=actor, reason=reason,
+        payload={"deployment": name, "revision": revision, "before": before,
+                 "after": wanted, **(payload or {})},
+    )
+    session.flush()
+    return _record(row, model)
 
 
 def check_deployment_name(name: Any) -> str:

@@ -37,16 +37,19 @@ def record_event(
 
 def list_events(
     db: Database, *, entity_type: str | None = None, entity_id: str | None = None,
-    limit: int = 1000,
+    kind: str | None = None, limit: int = 1000, newest_first: bool = False,
 ) -> list[EventRecord]:
-    """Events oldest first, optionally for one entity."""
+    """Events oldest first (or newest first), optionally for one entity and kind."""
     with db.read() as session:
         query = select(Event)
         if entity_type is not None:
             query = query.where(Event.entity_type == entity_type)
         if entity_id is not None:
             query = query.where(Event.entity_id == entity_id)
-        rows = session.scalars(query.order_by(Event.id).limit(limit))
+        if kind is not None:
+            query = query.where(Event.kind == kind)
+        order = Event.id.desc() if newest_first else Event.id
+        rows = session.scalars(query.order_by(order).limit(limit))
         return [
             EventRecord(e.id, e.at, e.kind, e.entity_type, e.entity_id, e.actor, e.reason,
                         e.payload)

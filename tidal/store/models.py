@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -474,3 +475,46 @@ class ReviewLabel(Base):
     familiar: Mapped[bool | None] = mapped_column(Boolean)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Double)
+
+
+class Rollout(Base):
+    """One attempt to bring a candidate version of a deployment's model to all of its
+    traffic: its strategy and plan, where it stands, and how it ended.
+
+    At most one rollout per deployment is unfinished (a partial unique index), so two
+    controllers, or a person and a controller, can never run two at once. Its state and
+    the traffic it sets are written in one transaction (see :mod:`tidal.store.rollouts`).
+    """
+
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        Index("uq_rollouts_active", "deployment", unique=True,
+              sqlite_where=text("finished_at IS NULL"),
+              postgresql_where=text("finished_at IS NULL")),
+        Index("ix_rollouts_deployment", "deployment", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(256))
+    candidate_version: Mapped[int] = mapped_column(Integer)
+    #: the stable version when the rollout began (what a rollback returns to)
+    baseline_version: Mapped[int] = mapped_column(Integer)
+    #: blue_green, shadow, canary or shadow_then_canary
+    strategy: Mapped[str] = mapped_column(String(32))
+    #: the steps, durations and analysis thresholds (:class:`tidal.control.plan.Plan`)
+    plan: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    #: shadow, canary or switched (blue-green after its switch)
+    phase: Mapped[str] = mapped_column(String(16))
+    #: the canary step's index in the plan's steps (0 in the shadow phase)
+    step: Mapped[int] = mapped_column(Integer)
+    #: running, paused, holding (waiting for a person), promoted, rolled_back, aborted
+    status: Mapped[str] = mapped_column(String(16))
+    step_started_at: Mapped[float] = mapped_column(Double)
+    inconclusive_since: Mapped[float | None] = mapped_column(Double)
+    last_analysis: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+    actor: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str | None] = mapped_column(Text)
