@@ -18,7 +18,7 @@ from tidal.cli_data import data_app
 from tidal.cli_deploy import deployments_app
 from tidal.cli_monitor import label, monitor_app
 from tidal.cli_review import review_app
-from tidal.cli_rollout import deploy, rollback, rollout_app
+from tidal.cli_rollout import controller, deploy, rollback, rollout_app, why
 from tidal.cli_serve import predictions_app, serve
 from tidal.core.errors import TidalError
 from tidal.core.ids import short_id
@@ -43,6 +43,8 @@ app.add_typer(review_app, name="review")
 app.command("deploy")(deploy)
 app.add_typer(rollout_app, name="rollout")
 app.command("rollback")(rollback)
+app.command("controller")(controller)
+app.command("why")(why)
 pipelines_app = typer.Typer(no_args_is_help=True,
                             help="Pipeline runs: their steps, cache hits and lineage.")
 app.add_typer(pipelines_app, name="pipelines")

@@ -207,3 +207,53 @@ def _print(document: dict[str, Any], as_json: bool, line: str) -> None:
         display.print_json(document)
     else:
         display.console.print(line, highlight=False)
+
+
+def controller(
+    interval: Annotated[float, typer.Option("--interval", min=0.05,
+                                            help="Seconds between ticks.")] = 2.0,
+    once: Annotated[bool, typer.Option("--once", help="One tick, then exit.")] = False,
+    lease_ttl: Annotated[float, typer.Option(
+        "--lease-ttl", min=1.0, help="Seconds a silent leader keeps the lead.")] = 10.0,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the reconcile loop: monitors, rollouts, policies. One controller leads at a
+    time (a lease in the store); others wait and take over when it stops."""
+    import logging
+    import signal
+    import threading
+
+    from tidal.control.controller import Controller
+
+    handle = open_project(project)
+    loop = Controller(handle, lease_ttl=lease_ttl)
+    if once:
+        tick = loop.tick()
+        loop.leases.release("controller", loop.holder)
+        _print(tick.to_dict(), as_json,
+               ("leader: " if tick.leader else "not the leader: ")
+               + f"{tick.windows} window(s), {len(tick.alerts)} alert change(s), "
+               f"{len(tick.rollouts)} rollout(s), {len(tick.policies)} policy action(s)"
+               + (f"; errors: {'; '.join(tick.errors)}" if tick.errors else ""))
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    display.console.print(f"controller {loop.holder}: ticking every {interval:g} s "
+                          "(Ctrl-C stops)", highlight=False)
+    loop.run(interval=interval, stop=stop)
+
+
+def why(deployment: DeploymentArgument, project: ProjectOption = None,
+        as_json: JsonOption = False) -> None:
+    """Why is this version serving? The change, rollout, policy and model behind it."""
+    from tidal.control.why import explain, story
+
+    document = explain(open_project(project), deployment)
+    if as_json:
+        display.print_json(document)
+        return
+    for line in story(document):
+        display.console.print(line, highlight=False)

@@ -27,12 +27,13 @@ repeats nothing: the decisions depend only on the stored state and the log.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from tidal.control.analysis import FAIL, INCONCLUSIVE, PASS, Analysis, analyse
 from tidal.control.traffic import read_traffic
 from tidal.core.config import STRATEGIES, RolloutSection
-from tidal.core.errors import ConflictError, NotFoundError, ValidationError
+from tidal.core.errors import ConflictError, NotFoundError, TidalError, ValidationError
 from tidal.store.deployments import check_settings, write_settings
 from tidal.store.events import list_events
 from tidal.store.records import DeploymentRecord, VersionRecord
@@ -41,6 +42,8 @@ from tidal.store.rollouts import RolloutRecord
 if TYPE_CHECKING:
     from tidal.project import Project
 
+log = logging.getLogger("tidal.control")
+CHAMPION = "champion"
 SHADOW_PHASE, CANARY_PHASE, SWITCHED = "shadow", "canary", "switched"
 RUNNING, PAUSED, HOLDING = "running", "paused", "holding"
 PROMOTED, ROLLED_BACK, ABORTED = "promoted", "rolled_back", "aborted"
@@ -89,8 +92,11 @@ class Rollouts:
             fields |= {"phase": SHADOW_PHASE}
             settings = _traffic(current, stable=current.stable_version,
                                 shadow=candidate.version)
-        return self.project.rollouts.create(fields, settings, now=now, actor=self.actor,
-                                            reason=why)
+        record = self.project.rollouts.create(fields, settings, now=now, actor=self.actor,
+                                              reason=why)
+        if record.status == PROMOTED:  # blue-green: switched already
+            self._crown(record)
+        return record
 
     # -- moving on -----------------------------------------------------------------------
     def reconcile(self, deployment: str) -> RolloutRecord | None:
@@ -193,13 +199,26 @@ class Rollouts:
                 expect: tuple[str, ...] = (RUNNING,)) -> RolloutRecord:
         current = self.project.get_deployment(rollout.deployment)
         stable = rollout.candidate_version if status == PROMOTED else rollout.baseline_version
-        return self.project.rollouts.transition(
+        finished = self.project.rollouts.transition(
             rollout.id, expect=expect,
             changes={"status": status, "last_analysis": analysis.to_dict() if analysis
                      else rollout.last_analysis},
             settings=_traffic(current, stable=stable), kind=f"rollout.{status}", now=now,
             actor=self.actor, reason=reason,
             payload={"analysis": analysis.to_dict()} if analysis else None)
+        if status == PROMOTED:
+            self._crown(finished)
+        return finished
+
+    def _crown(self, rollout: RolloutRecord) -> None:
+        """The promoted version becomes ``@champion`` (what the next gate compares
+        with), unless the registry refuses (a vetoed version promoted by hand)."""
+        try:
+            self.project.set_alias(rollout.model, CHAMPION, rollout.candidate_version,
+                                   reason=f"promoted by rollout {rollout.id} of "
+                                          f"{rollout.deployment}")
+        except TidalError as exc:
+            log.warning("rollout %s: %s stays where it is: %s", rollout.id, CHAMPION, exc)
 
     # -- a person's hand -----------------------------------------------------------------
     def pause(self, deployment: str, reason: str | None = None) -> RolloutRecord:

@@ -383,6 +383,38 @@ class RolloutSection(BaseModel):
         return self
 
 
+class PolicySection(BaseModel):
+    """``[[policies]]``: when to retrain a deployment's model, and how to roll it out.
+
+    Triggers are alternatives (any one fires the policy): an alert on one of the named
+    checks (``"drift_share"``, or ``"drift:feat_4"`` for one subject), a schedule
+    (``every``), ``new_labels`` labels since the last time, the served model's age, or a
+    new code commit. ``cooldown`` and ``max_per_day`` keep it from flapping."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    deployment: str = Field(min_length=1, max_length=64)
+    on_alert: list[str] = Field(default_factory=list)
+    every: Annotated[Duration, Field(gt=0)] | None = None
+    new_labels: int | None = Field(default=None, ge=1)
+    model_age: Annotated[Duration, Field(gt=0)] | None = None
+    on_code_change: bool = False
+    #: run the standard pipeline, then roll its model out if the gate blessed it
+    action: Literal["retrain"] = "retrain"
+    #: the rollout strategy (default: [rollout] strategy)
+    strategy: Literal["blue_green", "shadow", "canary", "shadow_then_canary"] | None = None
+    cooldown: Duration = 21600.0
+    max_per_day: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _triggered(self) -> PolicySection:
+        if not (self.on_alert or self.every or self.new_labels or self.model_age
+                or self.on_code_change):
+            raise ValueError(f"policy {self.name!r} has no trigger: give on_alert, every, "
+                             "new_labels, model_age or on_code_change")
+        return self
+
+
 class FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     store: StoreSection = StoreSection()
@@ -392,6 +424,14 @@ class FileConfig(BaseModel):
     serve: ServeSection = ServeSection()
     monitor: MonitorSection = MonitorSection()
     rollout: RolloutSection = RolloutSection()
+    policies: list[PolicySection] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_policies(self) -> FileConfig:
+        names = [p.name for p in self.policies]
+        if len(names) != len(set(names)):
+            raise ValueError("policy names must be unique")
+        return self
 
 
 class Settings(BaseModel):
@@ -410,6 +450,7 @@ class Settings(BaseModel):
     serve: ServeSection = ServeSection()
     monitor: MonitorSection = MonitorSection()
     rollout: RolloutSection = RolloutSection()
+    policies: list[PolicySection] = Field(default_factory=list)
 
     @property
     def state_dir(self) -> Path:
@@ -468,6 +509,7 @@ def load_settings(
         serve=parsed.serve,
         monitor=parsed.monitor,
         rollout=parsed.rollout,
+        policies=parsed.policies,
     )
 
 

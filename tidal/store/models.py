@@ -518,3 +518,18 @@ class Rollout(Base):
     finished_at: Mapped[float | None] = mapped_column(Double)
     actor: Mapped[str | None] = mapped_column(String(256))
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Lease(Base):
+    """A named lease (the controller's leadership): who holds it and until when.
+
+    A holder renews it before it expires; anyone may take an expired one. Times are the
+    wall clock's (a lease is about live processes, even when a replay injects its clock).
+    """
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(256))
+    acquired_at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double)

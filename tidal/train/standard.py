@@ -68,12 +68,13 @@ class Candidate:
 
 
 def run_standard(project: Project, *, executor: str | None = None,
-                 progress: bool | None = None) -> dict[str, Any]:
-    """Run the standard pipeline of ``project``; returns the summary ``tidal run`` prints."""
+                 progress: bool | None = None, source: str | None = None) -> dict[str, Any]:
+    """Run the standard pipeline of ``project`` (on ``source`` instead of ``[pipeline]
+    source`` when given); returns the summary ``tidal run`` prints."""
     from tidal.train.gate import choose, decide, higher_is_better
 
     config = project.settings.pipeline
-    setup = resolve_setup(project)
+    setup = resolve_setup(project, source=source)
     executor = executor or config.executor
     result = run_pipeline(Pipeline.build(lambda: _define(setup, config), name=setup.name),
                           project=project, executor=executor,
@@ -150,17 +151,17 @@ def require_training_extras() -> None:
                          "pip install 'tidal-ml[train]'")
 
 
-def resolve_setup(project: Project) -> Setup:
+def resolve_setup(project: Project, *, source: str | None = None) -> Setup:
     """Check ``tidal.toml`` and the schema, and work out features, task and metric."""
     require_training_extras()
     from tidal.data.schema import Schema
     from tidal.train.families import available_families
 
     config, data = project.settings.pipeline, project.settings.data
-    if config.source is None or data.target is None:
+    if (source or config.source) is None or data.target is None:
         raise ValidationError("tidal.toml needs [pipeline] source and [data] target to run "
                               "the standard pipeline (`tidal init DATA` writes both)")
-    source = _source(project, config.source)
+    resolved = _source(project, source or config.source)
     schema_path = project.settings.project_dir / config.schema_file
     if schema_path.is_file():
         schema = Schema.from_yaml(schema_path.read_text(), name=str(schema_path))
@@ -168,8 +169,9 @@ def resolve_setup(project: Project) -> Setup:
     else:
         from tidal.data.infer import infer_schema
 
-        schema = infer_schema(source.path if isinstance(source, File) else _sql_frame(source),
-                              overrides=data)
+        schema = infer_schema(
+            resolved.path if isinstance(resolved, File) else _sql_frame(resolved),
+            overrides=data)
         schema_file = None
     target = data.target
     if target not in schema:
@@ -189,7 +191,7 @@ def resolve_setup(project: Project) -> Setup:
     if "baseline" not in families:
         families = ["baseline", *families]
     return Setup(
-        name=config.model or project.settings.project_dir.name, source=source,
+        name=config.model or project.settings.project_dir.name, source=resolved,
         schema_file=schema_file, schema=schema, target=target, task=task,
         timestamp=data.timestamp or next((c.name for c in schema.columns
                                           if c.role == "timestamp"), None),

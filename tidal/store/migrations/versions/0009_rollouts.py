@@ -1,4 +1,4 @@
-"""rollouts
+"""rollouts and leases
 
 Revision ID: 0009
 Revises: 0008
@@ -48,9 +48,18 @@ def upgrade() -> None:
         batch_op.create_index("uq_rollouts_active", ["deployment"], unique=True,
                               sqlite_where=sa.text("finished_at IS NULL"),
                               postgresql_where=sa.text("finished_at IS NULL"))
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=256), nullable=False),
+        sa.Column("acquired_at", sa.Double(), nullable=False),
+        sa.Column("expires_at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("leases")
     with op.batch_alter_table("rollouts", schema=None) as batch_op:
         batch_op.drop_index("uq_rollouts_active", sqlite_where=sa.text("finished_at IS NULL"),
                             postgresql_where=sa.text("finished_at IS NULL"))
