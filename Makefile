@@ -10,9 +10,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Base install plus the training and serving extras the demo needs.
+# Base install plus the training, serving and replay extras the demo needs.
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[train,serve]'
+	$(BIN)/python -m pip install --quiet -e '.[train,serve,demo]'
 	touch $@
 
 # Dev install: everything the test suite needs (PostgreSQL driver, pytest, ruff).
@@ -21,7 +21,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.demo-installed
 
 demo: $(VENV)/.demo-installed
-	$(BIN)/tidal demo --data $(DATA)
+	$(BIN)/tidal demo --data $(DATA) --weeks 8
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q

@@ -565,18 +565,76 @@ def _params_summary(params: dict[str, Any]) -> str:
 @app.command()
 def demo(
     data: Annotated[Path | None, typer.Option(
-        "--data", help="Folder with elec2.csv.gz (default: $TIDAL_DATA_DIR or ../shared/data).",
-        envvar="TIDAL_DATA_DIR", show_envvar=False)] = None,
+        "--data", help="Folder with the shared data (default: $TIDAL_DATA_DIR or "
+        "../shared/data).", envvar="TIDAL_DATA_DIR", show_envvar=False)] = None,
     into: Annotated[Path | None, typer.Option(
-        "--into", help="The demo project's folder (default: ./elec2-demo).")] = None,
+        "--into", help="The replay's project folder (default: ./DATASET-loop).")] = None,
+    dataset: Annotated[str, typer.Option(
+        "--dataset", "-d", help="elec2 (accuracy) or bike (regression, MAE).")] = "elec2",
+    weeks: Annotated[int | None, typer.Option(
+        "--weeks", min=1, help="Replay only this many production weeks.")] = None,
+    pipeline_only: Annotated[bool, typer.Option(
+        "--pipeline-only", help="Only the standard pipeline on Elec2's first year.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Set up a project for the first year of Elec2 and run the standard pipeline on it."""
-    from tidal.demo import run_demo
+    """The main job: replay real production data through the whole loop (server,
+    monitors, controller, rollouts) at simulated speed, beside a static model and an
+    online learner, and write an HTML report."""
+    from tidal.demo import run_demo, run_loop_demo
 
-    result = run_demo(into, data, quiet=as_json)
+    if pipeline_only:
+        result = run_demo(into, data, quiet=as_json)
+    else:
+        result = run_loop_demo(dataset, into, data, quiet=as_json, weeks=weeks)
     if as_json:
         display.print_json(result)
+
+
+@app.command()
+def replay(
+    data: Annotated[Path, typer.Argument(help="A time-ordered table: CSV or Parquet.")],
+    time_column: Annotated[str, typer.Option("--time", help="Its event-time column.")],
+    target: Annotated[str, typer.Option("--target", help="The column to predict.")],
+    train_until: Annotated[str | None, typer.Option(
+        "--train-until", help="Rows before this time train the first model (ISO 8601 or "
+        "epoch seconds; default: the first 40 %).")] = None,
+    label_delay: Annotated[str, typer.Option(
+        "--label-delay", help="How late labels come back, e.g. 1d.")] = "1d",
+    into: Annotated[Path | None, typer.Option(
+        "--into", help="The replay's project folder (default: ./replay-NAME).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay any time-ordered table through the whole loop, with the demo's summary and
+    report."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from tidal.control.replay import ReplaySpec, run_replay
+    from tidal.control.replay_report import render
+    from tidal.core.config import parse_duration
+    from tidal.data.sources import open_source
+    from tidal.demo import print_loop_summary
+
+    source = open_source(data)  # a DataReadError names a file that cannot be read
+    frame = pa.table({name: source.column(name) for name in source.names}).to_pandas()
+    spec = ReplaySpec(frame, time=time_column, target=target, dataset=data.name,
+                      label_delay=parse_duration(label_delay))
+    if train_until is not None:
+        try:
+            spec.train_until = float(train_until)
+        except ValueError:
+            spec.train_until = pd.Timestamp(train_until, tz="UTC").timestamp()
+    folder = (into or Path(f"replay-{data.stem.split('.')[0]}")).resolve()
+    console = display.errors if as_json else display.console
+    summary = run_replay(spec, folder, progress=console.print)
+    report = folder / "report.html"
+    first = float(summary["timeline"][0]["at"]) if summary["timeline"] else 0.0
+    report.write_text(render(summary, start=spec.train_until or first))
+    summary = {**summary, "report": str(report), "project": str(folder)}
+    if as_json:
+        display.print_json(summary)
+    else:
+        print_loop_summary(display.console, summary)
 
 
 # -- helpers ------------------------------------------------------------------------------------

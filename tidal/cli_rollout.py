@@ -226,6 +226,9 @@ def controller(
 
     from tidal.control.controller import Controller
 
+    if interval >= lease_ttl:
+        raise ValidationError(f"--interval ({interval:g} s) must be shorter than --lease-ttl "
+                              f"({lease_ttl:g} s), or the lease lapses between ticks")
     handle = open_project(project)
     loop = Controller(handle, lease_ttl=lease_ttl)
     if once:

@@ -1,4 +1,11 @@
-"""The main job, for now: the standard pipeline on the first year of Elec2 (``make demo``).
+"""The main job (``make demo``, ``tidal demo``): the whole loop replayed on real data.
+
+:func:`run_loop_demo` replays Elec2's production period (or, with ``dataset="bike"``,
+2012's bike demand) through the real server, monitors and controller at simulated speed
+(:mod:`tidal.control.replay`) and writes a self-contained HTML report.
+
+:func:`run_demo`, the first step it grew from, is kept for the pipeline on its own: the
+standard pipeline on the first year of Elec2.
 
 It sets up a project folder for the real Elec2 data (see ``shared/data``): the first 365
 days as a Parquet file with the nominal timestamp and the weekday derived as the data's
@@ -11,7 +18,6 @@ ONNX when the model allows. Run it twice: the second run is served from the cach
 Then it deploys the champion, starts the model server on 127.0.0.1 and sends it the
 first production day (day 365), one request per half-hour, as a client would.
 
-Later issues grow this into the whole loop (serve, monitor, retrain, canary, promote).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tidal.core.errors import NotFoundError, TidalError
+from tidal.core.errors import NotFoundError, TidalError, ValidationError
 from tidal.project import Project
 
 MODEL_NAME = "elec2"
@@ -53,17 +59,18 @@ slices = [
 """
 
 
-def find_data_dir(given: Path | None) -> Path:
-    """Where elec2.csv.gz is: --data, $TIDAL_DATA_DIR, or ../shared/data from here up."""
+def find_data_dir(given: Path | None, name: str = "elec2.csv.gz") -> Path:
+    """Where the shared data (``name``) is: --data, $TIDAL_DATA_DIR, or ../shared/data
+    from here up."""
     candidates = [given] if given else []
     if os.environ.get("TIDAL_DATA_DIR"):
         candidates.append(Path(os.environ["TIDAL_DATA_DIR"]))
     here = Path.cwd().resolve()
     candidates += [folder / "shared" / "data" for folder in (here, *here.parents)]
     for folder in candidates:
-        if folder is not None and (folder / "elec2.csv.gz").is_file():
+        if folder is not None and (folder / name).is_file():
             return folder
-    raise NotFoundError("cannot find elec2.csv.gz: pass --data FOLDER or set TIDAL_DATA_DIR")
+    raise NotFoundError(f"cannot find {name}: pass --data FOLDER or set TIDAL_DATA_DIR")
 
 
 def prepare_project(folder: Path, data_dir: Path | None = None) -> Path:
@@ -188,3 +195,88 @@ def serve_champion(folder: Path, data_dir: Path | None, console: Any) -> dict[st
                   f"{sum(i in logged for i in ids)}/{len(ids)} predictions in the log")
     return {"requests": len(ids), "accuracy": accuracy,
             "logged": sum(i in logged for i in ids)}
+
+
+# -- the replay demo -----------------------------------------------------------------------
+
+def elec2_frame(data_dir: Path | None = None) -> Any:
+    """Elec2 with its nominal time (half-hours from 7 May 1996) as a column."""
+    import pandas as pd
+
+    frame = pd.read_csv(find_data_dir(data_dir) / "elec2.csv.gz")
+    frame["target"] = frame["target"].astype("int64")
+    frame["time"] = pd.Timestamp("1996-05-07") + pd.to_timedelta(
+        30 * frame.index.to_numpy(), unit="min")
+    return frame
+
+
+def bike_frame(data_dir: Path | None = None) -> Any:
+    """Hourly bike demand, in time order, with a timestamp from ``dteday`` and ``hr``;
+    ``casual`` and ``registered`` (which add up to the target) are left out."""
+    import pandas as pd
+
+    frame = pd.read_csv(find_data_dir(data_dir, "bike_sharing_hourly.csv.gz")
+                        / "bike_sharing_hourly.csv.gz")
+    hours = frame["hr"].str.strip().str.lower().map(_hour)
+    frame["time"] = pd.to_datetime(frame["dteday"]) + pd.to_timedelta(hours, unit="h")
+    frame["hour"] = hours.astype("int64")
+    frame["cnt"] = frame["cnt"].astype("float64")
+    keep = ["time", "season", "hour", "holiday", "weekday", "workingday", "weathersit",
+            "temp", "atemp", "hum", "windspeed", "cnt"]
+    return frame[keep].sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _hour(text: str) -> int:
+    number, half = int(text[:-2]), text[-2:]
+    return number % 12 + (12 if half == "pm" else 0)
+
+
+def run_loop_demo(dataset: str = "elec2", folder: Path | None = None,
+                  data_dir: Path | None = None, *, quiet: bool = False,
+                  weeks: int | None = None) -> dict[str, Any]:
+    """Replay ``dataset`` (``elec2`` or ``bike``) through the whole loop into ``folder``;
+    print the summary (unless ``quiet``) and write ``report.html`` there. ``weeks``
+    shortens the production period (a quick look)."""
+    import pandas as pd
+    from rich.console import Console
+
+    from tidal.control.replay import ReplaySpec, run_replay
+    from tidal.control.replay_report import render
+
+    console = Console(quiet=quiet, highlight=False, stderr=True)
+    if dataset == "elec2":
+        frame = elec2_frame(data_dir)
+        train_until = pd.Timestamp("1996-05-07") + pd.Timedelta(days=TRAIN_DAYS)
+        spec = ReplaySpec(frame, time="time", target="target", dataset="elec2")
+    elif dataset == "bike":
+        frame = bike_frame(data_dir)
+        train_until = pd.Timestamp("2012-01-01")
+        spec = ReplaySpec(frame, time="time", target="cnt", dataset="bike sharing",
+                          task="regression", candidates=["linear", "random_forest"])
+    else:
+        raise ValidationError(f"unknown demo dataset {dataset!r}: elec2 or bike")
+    if weeks is not None:
+        spec.frame = frame[frame["time"] < train_until + pd.Timedelta(weeks=weeks)]
+    spec.train_until = train_until.tz_localize("UTC").timestamp()
+    folder = (folder or Path(f"{dataset}-loop")).resolve()
+    console.print(f"replaying {spec.dataset} through the loop in {folder} …")
+    summary = run_replay(spec, folder, progress=console.print)
+    report = folder / "report.html"
+    report.write_text(render(summary, start=spec.train_until))
+    summary = {**summary, "report": str(report), "project": str(folder)}
+    print_loop_summary(console, summary)
+    return summary
+
+
+def print_loop_summary(console: Any, summary: dict[str, Any]) -> None:
+    metric = summary["metric"]
+
+    def number(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    console.print(f"{summary['dataset']}: {summary['rows']:,} production rows, {metric}: "
+                  f"static {number(summary['static'])} · Tidal's loop "
+                  f"{number(summary['tidal'])} · adaptive random forest "
+                  f"{number(summary['reference_online'])}")
+    console.print(f"{summary['retrains']} retrain(s), {summary['promotions']} promotion(s), "
+                  f"{summary['rollbacks']} rollback(s); report: {summary['report']}")

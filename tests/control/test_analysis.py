@@ -56,6 +56,7 @@ def test_a_healthy_candidate_passes():
     ("inverted", "agreement"),
     ("constant", "collapsed_outputs"),
     ("crashing", "server_errors"),
+    ("rejecting", "client_errors"),
     ("slow", "latency_p99"),
     ("non_finite", "invalid_outputs"),
 ])
@@ -65,6 +66,8 @@ def test_each_broken_candidate_fails_on_its_comparison(broken, comparison):
             "constant": lambda: _rows([1] * 400),
             "crashing": lambda: _rows(stable, status=[500 if i % 5 == 0 else 200
                                                       for i in range(400)]),
+            "rejecting": lambda: _rows(stable, status=[400 if i % 5 == 0 else 200
+                                                       for i in range(400)]),
             "slow": lambda: _rows(stable, latency=20.0),
             "non_finite": lambda: _rows(stable, probabilities=[
                 [float("nan"), float("nan")] if i % 50 == 0 else [0.5, 0.5]

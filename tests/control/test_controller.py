@@ -18,6 +18,7 @@ import pytest
 import tidal
 from tidal.control.controller import LEASE, Controller
 from tidal.control.policies import Policies
+from tidal.core.errors import ConflictError
 from tidal.store.events import list_events, record_event
 from tidal.store.feedback import FeedbackItem
 from tidal.store.leases import LeaseRepository
@@ -80,23 +81,44 @@ def test_a_policy_fires_runs_the_pipeline_and_starts_a_rollout_once(loop_project
     assert controller.tick().policies == []  # cooling down, and a rollout is under way
     kinds = [e.kind for e in list_events(loop_project.db, entity_type="policy",
                                          entity_id="labels")]
-    assert kinds == ["policy.fired", "policy.done"]
-    # a controller that died between firing and finishing picks the action up again,
-    # and does not start a second rollout
-    loop_project.db.transact(lambda session: record_event(
-        session, at=loop_project.clock.now(), kind="policy.fired", entity_type="policy",
-        entity_id="labels", actor="controller", reason="25 new labels",
-        payload={"labels": 25}))
+    assert kinds == ["policy.watching", "policy.fired", "policy.trained", "policy.done"]
+    # a controller that died after training and starting the rollout, before recording
+    # the outcome: the one that takes over finishes the firing with the model it trained,
+    # and does not start a second rollout (nor train again)
+    from tidal.control.rollout import Rollouts
+
+    Rollouts(loop_project).abort("elec2", reason="clear the way for the crash test")
+    trained = loop_project.model_version(outcome.model)
+
+    def event(kind: str, payload: dict) -> None:
+        loop_project.db.transact(lambda session: record_event(
+            session, at=loop_project.clock.now(), kind=kind, entity_type="policy",
+            entity_id="labels", actor="controller", reason="25 new labels",
+            payload=payload))
+
+    event("policy.fired", {"labels": 50})
+    fired = list_events(loop_project.db, entity_type="policy", entity_id="labels",
+                        kind="policy.fired", newest_first=True)[0]
+    event("policy.trained", {"fired": fired.id, "model": trained.ref, "status": "blessed",
+                             "pipeline_run": "before-the-crash"})
+    started = Rollouts(loop_project, actor="controller").start("elec2", trained)
+    latest = loop_project.model_version("elec2").version
     (resumed,) = Policies(loop_project).resume_unfinished()
-    assert resumed.rollout == rollout.id and "already under way" in resumed.note
-    assert len(loop_project.rollouts.history("elec2")) == 1
+    assert resumed.rollout == started.id and "already started" in resumed.note, resumed
+    assert loop_project.model_version("elec2").version == latest  # no retraining
+    assert [r.id for r in loop_project.rollouts.history("elec2")] == [started.id, rollout.id]
+    # by hand, meanwhile, the deployment cannot be changed under the rollout
+    with pytest.raises(ConflictError, match="rollout"):
+        loop_project.set_deployment("elec2", "elec2:2")
 
 
 def test_why_tells_which_rollout_and_policy_put_a_version_in_service(loop_project):
+    controller = Controller(loop_project, holder="only", monitor_sinks=[])
+    controller.tick()  # the policy starts counting labels from here
     loop_project.feedback.add([FeedbackItem("elec2", 1, request_id=f"r{i}")
                                for i in range(25)], source="api", actor="t",
                               now=loop_project.clock.now())
-    Controller(loop_project, holder="only", monitor_sinks=[]).tick()
+    controller.tick()
     from tidal.control.rollout import Rollouts
 
     Rollouts(loop_project).promote("elec2", reason="checked the canary by hand")

@@ -18,7 +18,7 @@ from monitor_harness import ELEC2_FEATURES, elec2, elec2_time, log_predictions
 import tidal
 from tidal.control.rollout import Rollouts
 from tidal.core.clock import ManualClock
-from tidal.core.errors import ConflictError, NotFoundError
+from tidal.core.errors import ConflictError, NotFoundError, ValidationError
 from tidal.runtime.loaded import load_version
 from tidal.store.events import list_events
 
@@ -188,12 +188,37 @@ def test_a_person_pauses_resumes_promotes_aborts_and_rolls_back(project):
     with pytest.raises(NotFoundError, match="no rollout in progress"):
         rollouts.abort("elec2")
     # with no rollout in progress, a rollback returns the stable version before this one
+    assert project.model_version("elec2@champion").version == 2  # promoted: the champion
     back = rollouts.rollback("elec2")
     assert (back.stable_version, back.shadow_version) == (1, None)
+    assert project.model_version("elec2@champion").version == 1  # and back with it
     rollouts.start("elec2", project.model_version("elec2:3"))
     aborted = rollouts.abort("elec2")
     assert aborted.status == "aborted" and project.get_deployment("elec2").stable_version == 1
-    assert rollouts.rollback("elec2").stable_version == 2  # before 1 came back, 2 served
+    # a second rollback does not undo the first: 1 came back by a rollback, and before
+    # the change that first made it stable there was nothing
+    with pytest.raises(NotFoundError, match="nothing to roll back"):
+        rollouts.rollback("elec2")
+
+
+def test_a_decision_on_a_state_that_moved_meanwhile_is_refused(project):
+    rollouts = Rollouts(project)
+    rollouts.start("elec2", project.model_version("elec2:2"))
+    seen = project.rollouts.active("elec2")
+    project.clock.advance(1)
+    rollouts.pause("elec2", reason="a person, meanwhile")
+    with pytest.raises(ConflictError, match="moved"):
+        project.rollouts.transition(seen.id, expect=("running", "paused"),
+                                    read_at=seen.updated_at, changes={"step": 1},
+                                    settings=None, kind="rollout.step",
+                                    now=project.clock.now(), actor="controller",
+                                    reason="a stale decision")
+    assert project.rollouts.active("elec2").step == 0
+    project.set_deployment("elec3", "elec2:1")
+    with pytest.raises(ValidationError, match="100 %"):
+        Rollouts(project).start("elec3", project.model_version("elec2:2"), strategy="canary",
+                                plan=project.settings.rollout.model_copy(
+                                    update={"steps": [1.0]}))
 
 
 def test_blue_green_switches_at_once_and_rolls_back_at_once(project):
@@ -285,8 +310,8 @@ def test_a_shadow_that_crashes_on_some_inputs_is_logged_and_rolled_back(served):
     client), and the shadow analysis rolls the candidate back on them."""
     from serve_harness import wait_until
 
-    from tidal.control.faults import Crashing
     from tidal.core.config import AnalysisSection, RolloutSection
+    from tidal.runtime.faults import Crashing
     from tidal.serve.predlog import read_log
 
     stable = served.project.model_version("elec2:1")

@@ -7,7 +7,10 @@ with the stable version's rows *of the same period*, on a few metrics that matte
 comparison has a threshold and a minimum sample, and a verdict:
 
 - ``server_errors`` — the candidate's share of requests that failed with a 5xx, minus
-  the stable one's (4xx are the client's doing and left out, as the SRE workbook says);
+  the stable one's;
+- ``client_errors`` — the same for 4xx: the SRE workbook leaves 4xx out because they are
+  the client's doing, but here both versions see the same clients, so a candidate that
+  refuses what the stable one answers (a stricter signature, say) is at fault;
 - ``latency_p99`` — the candidate's p99 against ``max_latency_ratio`` times the stable
   one's, and at least ``latency_slack_ms`` more (a fast model's p99 is noisy);
 - ``invalid_outputs`` — the share of the candidate's rows with a null or non-finite
@@ -22,7 +25,9 @@ comparison has a threshold and a minimum sample, and a verdict:
 - ``agreement`` — in the shadow phase, where both versions answer the same requests: the
   share answered alike (the same class; within one stable standard deviation);
 - ``quality`` — where labels came back for both: the version's metric on each side's
-  labelled rows, the candidate's drop against the stable one's.
+  labelled rows, the candidate's drop against the stable one's. Labels usually come back
+  later than a step lasts, so without ``min_labelled`` rows of each this comparison is
+  ``skipped`` (left out of the verdict) unless ``require_quality`` is set.
 
 A comparison without its minimum sample is ``inconclusive``, except that a candidate
 failing on most of its first requests (``server_errors`` or ``invalid_outputs`` above
@@ -47,7 +52,7 @@ from tidal.monitor.outputs import LABEL, PREDICTION, outputs_of_table
 from tidal.monitor.quality import HIGHER_IS_BETTER, join, measure
 from tidal.store.feedback import Labels
 
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+PASS, FAIL, INCONCLUSIVE, SKIPPED = "pass", "fail", "inconclusive", "skipped"
 #: fail at once when more than this share of the first (at least FAST_ROWS) rows failed
 FAST_SHARE, FAST_ROWS = 0.5, 10
 #: a classifier answering its top class this often, where the stable one answers its own
@@ -104,11 +109,13 @@ class Side:
             return 0
         return pc.count_distinct(self.rows.column("request_id")).as_py()
 
-    def server_errors(self) -> int:
+    def errors(self, low: int, high: int) -> int:
+        """Rows that failed with a status in ``[low, high)``."""
         if self.rows.num_rows == 0 or "status" not in self.rows.column_names:
             return 0
-        return int(pc.sum(pc.greater_equal(pc.fill_null(self.rows.column("status"), 200),
-                                           500)).as_py() or 0)
+        status = pc.fill_null(self.rows.column("status"), 200)
+        return int(pc.sum(pc.and_(pc.greater_equal(status, low),
+                                  pc.less(status, high))).as_py() or 0)
 
 
 def analyse(candidate: pa.Table, stable: pa.Table, config: AnalysisSection, *,
@@ -120,30 +127,33 @@ def analyse(candidate: pa.Table, stable: pa.Table, config: AnalysisSection, *,
     ``labels``: the labels found for the rows' request ids; ``metric``: the version's
     own quality metric."""
     ours, theirs = Side(candidate), Side(stable)
-    comparisons = [_server_errors(ours, theirs, config), _latency(ours, theirs, config),
+    comparisons = [_errors(ours, theirs, config, "server_errors", 500, 600),
+                   _errors(ours, theirs, config, "client_errors", 400, 500),
+                   _latency(ours, theirs, config),
                    _invalid(ours, config), _shift(ours, theirs, config, task),
                    _collapse(ours, theirs, config, task)]
     if paired:
         comparisons.append(_agreement(ours, theirs, config, task))
     if labels is not None:
         comparisons.append(_quality(ours, theirs, config, labels, task, classes, metric))
-    verdicts = {c.verdict for c in comparisons}
+    verdicts = {c.verdict for c in comparisons} - {SKIPPED}
     verdict = FAIL if FAIL in verdicts else PASS if verdicts == {PASS} else INCONCLUSIVE
     return Analysis(verdict, comparisons, start, end, ours.requests(), theirs.requests())
 
 
-def _server_errors(ours: Side, theirs: Side, config: AnalysisSection) -> Comparison:
+def _errors(ours: Side, theirs: Side, config: AnalysisSection, name: str, low: int,
+            high: int) -> Comparison:
     n, m = ours.requests(), theirs.requests()
-    rate = ours.server_errors() / n if n else None
-    base = theirs.server_errors() / m if m else None
+    rate = ours.errors(low, high) / n if n else None
+    base = theirs.errors(low, high) / m if m else None
     limit = (base or 0.0) + config.max_error_rate_increase
     if rate is not None and n >= FAST_ROWS and rate > max(FAST_SHARE, limit):
-        return Comparison("server_errors", FAIL, rate, base, limit, n, "fails most requests")
+        return Comparison(name, FAIL, rate, base, limit, n, "fails most requests")
     if n < config.min_requests or m < config.min_requests:
-        return Comparison("server_errors", INCONCLUSIVE, rate, base, limit, n,
+        return Comparison(name, INCONCLUSIVE, rate, base, limit, n,
                           f"needs {config.min_requests} requests of each")
     assert rate is not None and base is not None
-    return Comparison("server_errors", PASS if rate <= limit else FAIL, rate, base, limit, n)
+    return Comparison(name, PASS if rate <= limit else FAIL, rate, base, limit, n)
 
 
 def _latency(ours: Side, theirs: Side, config: AnalysisSection) -> Comparison:
@@ -250,8 +260,9 @@ def _quality(ours: Side, theirs: Side, config: AnalysisSection, labels: Labels,
     name = metric if metric in scores[0] else ("accuracy" if "accuracy" in scores[0]
                                                else "mae" if "mae" in scores[0] else None)
     if name is None or name not in scores[1] or min(counts) < config.min_labelled:
-        return Comparison("quality", INCONCLUSIVE, None, None, config.max_quality_drop,
-                          min(counts), f"needs {config.min_labelled} labelled rows of each")
+        return Comparison("quality", INCONCLUSIVE if config.require_quality else SKIPPED,
+                          None, None, config.max_quality_drop, min(counts),
+                          f"needs {config.min_labelled} labelled rows of each")
     mine, base = scores[0][name], scores[1][name]
     drop = (base - mine) if name in HIGHER_IS_BETTER else (mine - base)
     verdict = PASS if drop <= config.max_quality_drop else FAIL

@@ -15,16 +15,19 @@ killed at any point and started again carries on where the store says things sta
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tidal.control.policies import Outcome, Policies
 from tidal.control.rollout import Rollouts
+from tidal.core.errors import TidalError
 from tidal.store.leases import LeaseRepository
 from tidal.store.rollouts import RolloutRecord
 
@@ -66,16 +69,54 @@ class Controller:
         self.monitor_sinks = monitor_sinks
 
     def tick(self) -> Tick:
-        """One round, if this controller holds (or takes) the lease."""
-        if not self.leases.acquire(LEASE, self.holder, ttl=self.lease_ttl, now=time.time()):
+        """One round, if this controller holds (or takes) the lease. While the round runs
+        (a retrain can outlast the lease) a heartbeat keeps renewing it; if the lease is
+        lost all the same, the round stops before its next part."""
+        try:
+            leader = self.leases.acquire(LEASE, self.holder, ttl=self.lease_ttl,
+                                         now=time.time())
+        except TidalError as exc:  # the store is away: try again next tick
+            return Tick(leader=False, errors=[f"lease: {exc}"])
+        if not leader:
             return Tick(leader=False)
         tick = Tick(leader=True)
-        self._step(tick, "monitor", lambda: self._monitor(tick))
-        self._step(tick, "rollouts",
-                   lambda: tick.rollouts.extend(self.rollouts.reconcile_all()))
-        self._step(tick, "policies", lambda: tick.policies.extend(
-            self.policies.run(self.project.clock.now())))
+        self.rollouts.failures.clear()
+        parts = [("monitor", lambda: self._monitor(tick)),
+                 ("rollouts", lambda: tick.rollouts.extend(self.rollouts.reconcile_all())),
+                 ("policies", lambda: tick.policies.extend(
+                     self.policies.run(self.project.clock.now())))]
+        with self._heartbeat() as lost:
+            for name, work in parts:
+                if lost.is_set():
+                    tick.errors.append(f"lost the lease before {name}: stopped this tick")
+                    break
+                self._step(tick, name, work)
+        tick.errors += [f"reconcile failed: {f}" for f in self.rollouts.failures]
         return tick
+
+    @contextlib.contextmanager
+    def _heartbeat(self) -> Iterator[threading.Event]:
+        """Renew the lease every third of its time-to-live until the block ends; the
+        event is set if another holder took it."""
+        lost, done = threading.Event(), threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.lease_ttl / 3):
+                try:
+                    if not self.leases.acquire(LEASE, self.holder, ttl=self.lease_ttl,
+                                               now=time.time()):
+                        lost.set()
+                        return
+                except TidalError:
+                    log.warning("controller: could not renew the lease (will retry)")
+
+        thread = threading.Thread(target=beat, name="controller-lease", daemon=True)
+        thread.start()
+        try:
+            yield lost
+        finally:
+            done.set()
+            thread.join()
 
     def run(self, *, interval: float = 2.0, stop: threading.Event | None = None,
             ticks: int | None = None) -> None:

@@ -55,6 +55,8 @@ class Rollouts:
     def __init__(self, project: Project, *, actor: str | None = None) -> None:
         self.project = project
         self.actor = actor or project.settings.actor
+        #: rollouts whose reconcile failed (reconcile_all carries on past them)
+        self.failures: list[str] = []
 
     # -- starting ------------------------------------------------------------------------
     def start(self, deployment: str, candidate: VersionRecord, *,
@@ -84,6 +86,9 @@ class Rollouts:
         if strategy == "blue_green":
             fields |= {"phase": SWITCHED, "status": PROMOTED, "finished_at": now}
             settings = _traffic(current, stable=candidate.version)
+        elif strategy == "canary" and plan.steps[0] >= 1.0:
+            raise ValidationError("a canary at 100 % has nothing to compare with: give a "
+                                  "first step under 100, or use --strategy blue_green")
         elif strategy == "canary":
             fields |= {"phase": CANARY_PHASE}
             settings = _traffic(current, stable=current.stable_version,
@@ -125,17 +130,18 @@ class Rollouts:
                 else now
             if now - since >= plan.inconclusive_limit:
                 return self.project.rollouts.transition(
-                    rollout.id, expect=(RUNNING,),
+                    rollout.id, expect=(RUNNING,), read_at=rollout.updated_at,
                     changes={"status": HOLDING, "last_analysis": analysis.to_dict()},
                     settings=None, kind="rollout.holding", now=now, actor=self.actor,
                     reason=f"inconclusive for {now - since:.0f} s, holding for a person: "
                            f"{analysis.reasons()}",
                     payload={"analysis": analysis.to_dict()})
             self.project.rollouts.note(rollout.id, {
-                "inconclusive_since": since, "last_analysis": analysis.to_dict()}, now=now)
+                "inconclusive_since": since, "last_analysis": analysis.to_dict()}, now=now,
+                read_at=rollout.updated_at)
         else:
             self.project.rollouts.note(rollout.id, {"last_analysis": analysis.to_dict()},
-                                       now=now)
+                                       now=now, read_at=rollout.updated_at)
         return self.project.rollouts.get(rollout.id)
 
     def reconcile_all(self) -> list[RolloutRecord]:
@@ -145,6 +151,11 @@ class Rollouts:
             try:
                 result = self.reconcile(rollout.deployment)
             except ConflictError:  # moved by someone else meanwhile: theirs stands
+                continue
+            except Exception:  # noqa: BLE001 - logged; the other rollouts go on
+                log.exception("rollout %s of %s: reconcile failed", rollout.id,
+                              rollout.deployment)
+                self.failures.append(f"rollout {rollout.id} of {rollout.deployment}")
                 continue
             if result is not None:
                 moved.append(result)
@@ -161,10 +172,15 @@ class Rollouts:
         signature = version.signature or {}
         labels = None
         if self.project.feedback.latest_id(rollout.deployment):
-            ids = [t.column("request_id") for t in (candidate, stable)
-                   if t.num_rows and "request_id" in t.column_names]
+            ids: set[str] = set()
+            keys: set[str] = set()
+            for table in (candidate, stable):
+                if table.num_rows and "request_id" in table.column_names:
+                    ids.update(table.column("request_id").drop_null().to_pylist())
+                if table.num_rows and "key" in table.column_names:
+                    keys.update(table.column("key").drop_null().to_pylist())
             labels = self.project.feedback.labels_for(
-                rollout.deployment, sorted({i for c in ids for i in c.to_pylist()}))
+                rollout.deployment, sorted(ids), sorted(keys), start=start, end=now + 1e-6)
         plan = RolloutSection.model_validate(rollout.plan)
         return analyse(candidate, stable, plan.analysis, task=signature.get("task"),
                        classes=signature.get("classes"), paired=route == "shadow",
@@ -186,7 +202,7 @@ class Rollouts:
         settings = _traffic(current, stable=rollout.baseline_version,
                             canary=rollout.candidate_version, weight=weight)
         return self.project.rollouts.transition(
-            rollout.id, expect=(RUNNING,),
+            rollout.id, expect=(RUNNING,), read_at=rollout.updated_at,
             changes={"phase": CANARY_PHASE, "step": step, "step_started_at": now,
                      "inconclusive_since": None, "last_analysis": analysis.to_dict()},
             settings=settings, kind="rollout.step", now=now, actor=self.actor,
@@ -200,7 +216,7 @@ class Rollouts:
         current = self.project.get_deployment(rollout.deployment)
         stable = rollout.candidate_version if status == PROMOTED else rollout.baseline_version
         finished = self.project.rollouts.transition(
-            rollout.id, expect=expect,
+            rollout.id, expect=expect, read_at=rollout.updated_at,
             changes={"status": status, "last_analysis": analysis.to_dict() if analysis
                      else rollout.last_analysis},
             settings=_traffic(current, stable=stable), kind=f"rollout.{status}", now=now,
@@ -225,7 +241,8 @@ class Rollouts:
         """Stop the rollout where it is (its traffic stays) until resumed."""
         rollout = self._active(deployment)
         return self.project.rollouts.transition(
-            rollout.id, expect=(RUNNING,), changes={"status": PAUSED}, settings=None,
+            rollout.id, expect=(RUNNING,), read_at=rollout.updated_at,
+            changes={"status": PAUSED}, settings=None,
             kind="rollout.paused", now=self.project.clock.now(), actor=self.actor,
             reason=reason or "paused by hand")
 
@@ -233,7 +250,7 @@ class Rollouts:
         """Let a paused or holding rollout go on (a holding one waits afresh)."""
         rollout = self._active(deployment)
         return self.project.rollouts.transition(
-            rollout.id, expect=(PAUSED, HOLDING),
+            rollout.id, expect=(PAUSED, HOLDING), read_at=rollout.updated_at,
             changes={"status": RUNNING, "inconclusive_since": None}, settings=None,
             kind="rollout.resumed", now=self.project.clock.now(), actor=self.actor,
             reason=reason or "resumed by hand")
@@ -267,10 +284,23 @@ class Rollouts:
                                 "back to")
         now = self.project.clock.now()
         settings = _traffic(current, stable=previous)
-        return self.project.db.transact(lambda session: write_settings(
+        restored = self.project.db.transact(lambda session: write_settings(
             session, deployment, settings, now=now, actor=self.actor,
             reason=reason or f"rollback from {current.model}:{current.stable_version} to "
                              f"{current.model}:{previous}", payload={"rollback": True}))
+        self._uncrown(current.model, current.stable_version, previous)
+        return restored
+
+    def _uncrown(self, model: str, rolled_back: int, previous: int) -> None:
+        """``@champion`` leaves a version that was rolled back (for the one restored),
+        so the next gate does not measure candidates against it."""
+        try:
+            if self.project.model_version(f"{model}@{CHAMPION}").version != rolled_back:
+                return
+            self.project.set_alias(model, CHAMPION, previous,
+                                   reason=f"version {rolled_back} was rolled back")
+        except TidalError as exc:
+            log.warning("rollback: %s of %s stays where it is: %s", CHAMPION, model, exc)
 
     def _active(self, deployment: str) -> RolloutRecord:
         rollout = self.project.rollouts.active(deployment)
@@ -281,12 +311,13 @@ class Rollouts:
 
 
 def previous_stable(project: Project, deployment: str, stable: int) -> int | None:
-    """The stable version the deployment served before ``stable`` became it, from its
-    events (None: it never served another)."""
+    """The stable version the deployment served before ``stable`` was brought in by a
+    change that was not itself a rollback (so a second rollback does not undo the first),
+    from its events (None: it never served another)."""
     for event in list_events(project.db, entity_type="deployment", entity_id=deployment,
                              kind="deployment_set", limit=10_000, newest_first=True):
         before, after = (event.payload or {}).get("before"), (event.payload or {}).get("after")
-        if not before or not after:
+        if not before or not after or (event.payload or {}).get("rollback"):
             continue
         if after.get("stable_version") == stable and before.get("stable_version") != stable \
                 and after.get("model") == before.get("model"):

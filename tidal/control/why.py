@@ -20,20 +20,21 @@ def explain(project: Project, deployment: str) -> dict[str, Any]:
     """The story of the deployment's stable version, as a JSON-able document."""
     current = project.get_deployment(deployment)
     version = project.model_version(f"{current.model}:{current.stable_version}")
-    events = list_events(project.db, entity_type="deployment", entity_id=deployment,
-                         limit=100_000)
-    became = next((e for e in reversed(events) if e.kind == "deployment_set"
-                   and ((e.payload or {}).get("after") or {}).get("stable_version")
-                   == current.stable_version
-                   and ((e.payload or {}).get("before") or {}).get("stable_version")
-                   != current.stable_version), None)
-    rollout = next((r for r in project.rollouts.history(deployment, limit=1000)
-                    if r.candidate_version == current.stable_version
-                    and r.status == "promoted"), None)
+    became = next((e for e in list_events(
+        project.db, entity_type="deployment", entity_id=deployment, kind="deployment_set",
+        limit=100_000, newest_first=True)
+        if ((e.payload or {}).get("after") or {}).get("stable_version") == current.stable_version
+        and ((e.payload or {}).get("before") or {}).get("stable_version")
+        != current.stable_version), None)
+    # the rollout that made the change, if one did (a rollback or a change by hand: none)
+    rollout_id = (became.payload or {}).get("rollout") if became is not None else None
+    rollout = project.rollouts.get(int(rollout_id)) if rollout_id is not None else None
     steps = []
     policy = None
     if rollout is not None:
-        for event in events:
+        events = list_events(project.db, entity_type="deployment", entity_id=deployment,
+                             limit=100_000, newest_first=True)
+        for event in reversed(events):
             if (event.payload or {}).get("rollout") == rollout.id and \
                     event.kind.startswith("rollout."):
                 analysis = (event.payload or {}).get("analysis") or {}

@@ -355,6 +355,9 @@ class AnalysisSection(BaseModel):
     #: how much worse the candidate's labelled quality may be (absolute, the version's
     #: metric: accuracy down, MAE up, ...)
     max_quality_drop: float = Field(default=0.02, ge=0)
+    #: wait for labelled quality at every step (labels must come back within a step);
+    #: otherwise a step without enough labels is judged on the rest
+    require_quality: bool = False
 
 
 class RolloutSection(BaseModel):

@@ -136,9 +136,13 @@ def log_failure(server: Server, labels: tuple[str, str, str],
         message = orjson.loads(answer[1]).get("error", "")
     except (orjson.JSONDecodeError, AttributeError):
         message = ""
+    try:  # the request's own event time when its header gives one (as its rows would have)
+        event_time = event_time_of(headers.get("x-event-time"), received)
+    except TidalError:
+        event_time = received
     try:
         server.log.write_nowait([PredictionRecord(
-            request_id=request_id, event_time=received, deployment=deployment.name,
+            request_id=request_id, event_time=event_time, deployment=deployment.name,
             model=deployment.model, version=version, route=labels[2], inputs={},
             outputs={}, latency_ms=(time.perf_counter() - began) * 1000,
             received_at=received, status=answer[0], error=str(message)[:200])])

@@ -29,11 +29,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tidal.core import validate
-from tidal.core.errors import NotFoundError, ValidationError
+from tidal.core.errors import ConflictError, NotFoundError, ValidationError
 
 from .database import Database, store_errors
 from .events import record_event
-from .models import Deployment, DeploymentRevision, Event, ModelVersion, RegisteredModel
+from .models import (
+    Deployment,
+    DeploymentRevision,
+    Event,
+    ModelVersion,
+    RegisteredModel,
+    Rollout,
+)
 from .records import DeploymentRecord, EventRecord
 
 #: deployment names are model-name-like but at most this long (they are event entity ids)
@@ -73,8 +80,11 @@ class DeploymentRepository:
                                 canary_version=canary_version, canary_weight=canary_weight,
                                 shadow_version=shadow_version, max_batch_size=max_batch_size,
                                 max_batch_wait_ms=max_batch_wait_ms)
-        return self._transact(lambda session: write_settings(
-            session, name, wanted, now=now, actor=actor, reason=reason))
+        def write(session: Session) -> DeploymentRecord:
+            _refuse_during_rollout(session, name, "changing")
+            return write_settings(session, name, wanted, now=now, actor=actor, reason=reason)
+
+        return self._transact(write)
 
     def delete(self, name: str, *, now: float, actor: str | None, reason: str | None) -> None:
         """Remove deployment ``name``; its events stay, and the revision moves on."""
@@ -85,6 +95,7 @@ class DeploymentRepository:
             row = session.get(Deployment, name)
             if row is None:
                 raise NotFoundError(f"no deployment named {name!r}")
+            _refuse_during_rollout(session, name, "deleting")
             before = _settings(row, _model_name(session, row))
             revision = _bump(counter)
             session.delete(row)
@@ -229,6 +240,17 @@ def check_deployment_name(name: Any) -> str:
             f"{NAME_LIMIT - 1} letters, digits or _ . -"
         )
     return name
+
+
+def _refuse_during_rollout(session: Session, name: str, doing: str) -> None:
+    """A rollout owns its deployment's traffic until it ends: a change by hand would be
+    overwritten at its next step (or strand it)."""
+    rollout = session.scalar(select(Rollout.id).where(Rollout.deployment == name,
+                                                      Rollout.finished_at.is_(None)))
+    if rollout is not None:
+        raise ConflictError(f"deployment {name!r} has rollout {rollout} in progress; "
+                            f"finish it before {doing} the deployment (tidal rollout "
+                            "promote|abort)")
 
 
 def _lock_counter(session: Session) -> DeploymentRevision:

@@ -96,10 +96,12 @@ class RolloutRepository:
     def transition(self, rollout_id: int, *, expect: tuple[str, ...], changes: Mapping[str, Any],
                    settings: dict[str, Any] | None, kind: str, now: float,
                    actor: str | None, reason: str | None,
-                   payload: Mapping[str, Any] | None = None) -> RolloutRecord:
+                   payload: Mapping[str, Any] | None = None,
+                   read_at: float | None = None) -> RolloutRecord:
         """Move a rollout in status ``expect`` (else ConflictError): apply ``changes``,
         set ``settings`` as the deployment's traffic (None: leave it), and record a
-        ``kind`` event."""
+        ``kind`` event. ``read_at``: the ``updated_at`` of the state the decision was
+        taken on; if the rollout moved since, the decision is stale (ConflictError)."""
         def write(session: Session) -> RolloutRecord:
             row = session.get(Rollout, rollout_id, with_for_update=True)
             if row is None:
@@ -107,6 +109,7 @@ class RolloutRepository:
             if row.status not in expect:
                 raise ConflictError(f"rollout {rollout_id} of {row.deployment!r} is "
                                     f"{row.status}, not {' or '.join(expect)}")
+            _check_unmoved(row, read_at)
             for name, value in changes.items():
                 setattr(row, name, value)
             row.updated_at = now
@@ -123,11 +126,14 @@ class RolloutRepository:
 
         return self.db.transact(write)
 
-    def note(self, rollout_id: int, changes: Mapping[str, Any], *, now: float) -> None:
-        """Update bookkeeping (the last analysis, when a wait began) without an event."""
+    def note(self, rollout_id: int, changes: Mapping[str, Any], *, now: float,
+             read_at: float | None = None) -> None:
+        """Update bookkeeping (the last analysis, when a wait began) without an event;
+        nothing when the rollout moved since ``read_at``."""
         def write(session: Session) -> None:
             row = session.get(Rollout, rollout_id, with_for_update=True)
-            if row is not None and row.finished_at is None:
+            if row is not None and row.finished_at is None and \
+                    (read_at is None or row.updated_at == read_at):
                 for name, value in changes.items():
                     setattr(row, name, value)
                 row.updated_at = now
@@ -157,6 +163,12 @@ class RolloutRepository:
             return [_record(r) for r in session.scalars(
                 select(Rollout).where(Rollout.deployment == deployment)
                 .order_by(Rollout.id.desc()).limit(limit))]
+
+
+def _check_unmoved(row: Rollout, read_at: float | None) -> None:
+    if read_at is not None and row.updated_at != read_at:
+        raise ConflictError(f"rollout {row.id} of {row.deployment!r} moved while this "
+                            "decision was taken; look again (tidal rollout status)")
 
 
 def _active(session: Session, deployment: str) -> Rollout | None:

@@ -12,7 +12,8 @@ that each is rolled back. Each wraps a fitted scikit-learn style model and keeps
 - :class:`NonFinite` — NaN probabilities or predictions on a share of the rows.
 
 They live in the package (not the tests) because a model server must be able to import
-them to unpickle them, as it would any model's code.
+them to unpickle them, as it would any model's code; in ``runtime``, which a server
+imports anyway.
 """
 
 from __future__ import annotations
