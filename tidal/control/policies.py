@@ -81,7 +81,7 @@ class Policies:
         since = last.at if last is not None else None
         # what new labels and commits are counted from: the last firing, else what the
         # policy saw the first time it looked
-        baseline = (last.payload or {}) if last is not None else self._baseline(policy, now)
+        baseline = (last.payload or {}) if last is not None else self._baseline(policy)
         for state in self.project.monitoring.states(policy.deployment):
             named = {state.check, f"{state.check}:{state.subject}"}
             if state.state == "alert" and named & set(policy.on_alert) and \
@@ -110,7 +110,7 @@ class Policies:
                 return f"code commit {commit[:12]} (was {str(seen)[:12]})"
         return None
 
-    def _baseline(self, policy: PolicySection, now: float) -> dict[str, Any]:
+    def _baseline(self, policy: PolicySection) -> dict[str, Any]:
         """The labels count and code commit the policy saw when it first looked (recorded
         then, as ``policy.watching``), until it fires once."""
         seen = list_events(self.project.db, entity_type="policy", entity_id=policy.name,

@@ -190,8 +190,8 @@ def _play(spec: ReplaySpec, production: Any, features: list[str], server: _Serve
             server.feedback([(ids[i], _plain(production[spec.target].iloc[i]))
                              for i in range(labelled_until, due)])
             labelled_until = due
-            _write_source(folder, frame, spec, tick_end, until_row=_labelled_frame_end(
-                frame, production, due))
+            # the labels known now: up to the due-th production row's event time
+            _write_source(folder, frame, spec, float(production["_t"].iloc[due - 1]) + 1e-3)
         clock.set(tick_end)
         tick = controller.tick()
         for error in tick.errors:
@@ -205,16 +205,9 @@ def _play(spec: ReplaySpec, production: Any, features: list[str], server: _Serve
     return {"answers": answers, "versions": versions}
 
 
-def _labelled_frame_end(frame: Any, production: Any, due: int) -> float:
-    """The event time up to which labels are known (the ``due`` first production rows)."""
-    return float(production["_t"].iloc[due - 1]) + 1e-3
-
-
-def _write_source(folder: Path, frame: Any, spec: ReplaySpec, now: float, *,
-                  until_row: float | None = None) -> None:
-    """The training source a data pipeline would keep: labelled rows of the last
-    ``training_window`` (atomically replaced)."""
-    limit = now if until_row is None else until_row
+def _write_source(folder: Path, frame: Any, spec: ReplaySpec, limit: float) -> None:
+    """The training source a data pipeline would keep: the rows labelled before
+    ``limit``, of the last ``training_window`` (atomically replaced)."""
     window = frame[(frame["_t"] < limit) & (frame["_t"] >= limit - spec.training_window)]
     if len(window) < 50:  # early on: the initial training rows
         window = frame[frame["_t"] < limit]
