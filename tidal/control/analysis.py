@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -97,12 +98,18 @@ class Side:
 
     rows: pa.Table
 
-    @property
+    @cached_property
     def ok(self) -> pa.Table:
+        """The answered rows (each comparison reads them: filtered once)."""
         if "status" not in self.rows.column_names or self.rows.num_rows == 0:
             return self.rows
         failed = pc.greater_equal(pc.fill_null(self.rows.column("status"), 200), 400)
         return self.rows.filter(pc.invert(failed))
+
+    @cached_property
+    def predictions(self) -> list[Any]:
+        """The answered rows' predicted classes or values (computed once)."""
+        return _predictions(self.ok)
 
     def requests(self) -> int:
         if self.rows.num_rows == 0 or "request_id" not in self.rows.column_names:
@@ -187,7 +194,7 @@ def _invalid(ours: Side, config: AnalysisSection) -> Comparison:
 
 def _shift(ours: Side, theirs: Side, config: AnalysisSection,
            task: str | None) -> Comparison:
-    mine, base = _predictions(ours.ok), _predictions(theirs.ok)
+    mine, base = ours.predictions, theirs.predictions
     n, m = len(mine), len(base)
     limit = config.max_prediction_shift
     if n < config.min_requests or m < config.min_requests:
@@ -206,7 +213,7 @@ def _shift(ours: Side, theirs: Side, config: AnalysisSection,
 
 def _collapse(ours: Side, theirs: Side, config: AnalysisSection,
               task: str | None) -> Comparison:
-    mine, base = _predictions(ours.ok), _predictions(theirs.ok)
+    mine, base = ours.predictions, theirs.predictions
     n, m = len(mine), len(base)
     if n < config.min_requests or m < config.min_requests:
         return Comparison("collapsed_outputs", INCONCLUSIVE, None, None, None, n,
@@ -226,7 +233,7 @@ def _collapse(ours: Side, theirs: Side, config: AnalysisSection,
 
 def _agreement(ours: Side, theirs: Side, config: AnalysisSection,
                task: str | None) -> Comparison:
-    mine, base = _keyed(ours.ok), _keyed(theirs.ok)
+    mine, base = _keyed(ours), _keyed(theirs)
     shared = sorted(set(mine) & set(base))
     limit = config.min_agreement
     if len(shared) < config.min_requests:
@@ -291,13 +298,13 @@ def _predictions(table: pa.Table) -> list[Any]:
     return values
 
 
-def _keyed(table: pa.Table) -> dict[tuple[str, int], Any]:
+def _keyed(side: Side) -> dict[tuple[str, int], Any]:
+    table = side.ok
     if table.num_rows == 0:
         return {}
-    values = _predictions(table)
     ids = table.column("request_id").to_pylist()
     rows = table.column("row").to_pylist() if "row" in table.column_names else [0] * len(ids)
-    return {(i, r or 0): v for i, r, v in zip(ids, rows, values, strict=True)}
+    return {(i, r or 0): v for i, r, v in zip(ids, rows, side.predictions, strict=True)}
 
 
 def _invalid_rows(table: pa.Table) -> int:
