@@ -59,3 +59,47 @@ def test_the_command_line_replays_any_table(tmp_path: Path):
             "promotions", "rollbacks"} <= set(summary)
     assert summary["dataset"] == "stream.parquet" and summary["metric"] == "accuracy"
     assert (tmp_path / "replayed" / "report.html").is_file()
+
+
+def test_broken_candidates_injected_during_a_replay_never_reach_a_user(tmp_path: Path):
+    """The fault benchmark in small: with no policy, the replay's ``on_tick`` starts
+    rollouts of broken candidates; each is rolled back in its shadow phase, and no
+    request of the simulated users is answered by one."""
+    import pandas as pd
+
+    from tidal.control.replay import ReplaySpec, run_replay
+    from tidal.control.rollout import Rollouts
+    from tidal.control.traffic import read_traffic
+    from tidal.demo import elec2_frame
+    from tidal.runtime.faults import Constant, Inverted
+    from tidal.store.rollouts import RolloutRepository
+
+    frame = elec2_frame(DATA).iloc[20_000:20_000 + 48 * 60].reset_index(drop=True)
+    until = frame["time"].iloc[48 * 54]
+    # the linear model answers 0 nearly always here: a constant 1 is the broken one
+    wrappers = [lambda m: Constant(m, 1), Inverted]
+    started: list[int] = []
+
+    def inject(day: int, project: tidal.Project) -> None:
+        if not wrappers or RolloutRepository(project.db).active("live"):
+            return
+        stable = project.model_version(f"live:{project.get_deployment('live').stable_version}")
+        broken = project.register_model("live", wrappers.pop(0)(project.load_model(stable.ref)),
+                                        signature=stable.signature)
+        started.append(Rollouts(project).start("live", broken).id)
+
+    spec = ReplaySpec(frame, time="time", target="target", policy="", users=7,
+                      candidates=["linear"], reference_online=False, on_tick=inject)
+    spec.train_until = until.tz_localize("UTC").timestamp()
+    summary = run_replay(spec, tmp_path / "faults")
+    assert summary["retrains"] == 0 and summary["promotions"] == 0  # no policy ran
+    assert summary["rollbacks"] == 2 and summary["versions_served"] == [1]
+    with tidal.Project(tmp_path / "faults") as project:
+        rollouts = [RolloutRepository(project.db).get(i) for i in started]
+        assert [(r.status, r.phase) for r in rollouts] == [("rolled_back", "shadow")] * 2
+        traffic = read_traffic(project, "live", spec.train_until, spec.train_until + 7 * 86400)
+        assert traffic.canary.num_rows == 0
+        assert set(traffic.stable.column("version").to_pylist()) == {1}
+        assert {r.candidate_version for r in rollouts} <= set(
+            traffic.shadow.column("version").to_pylist())  # they did see the traffic
+        assert set(traffic.stable.column("key").to_pylist()) == {str(k) for k in range(7)}

@@ -64,3 +64,8 @@ def test_a_window_of_several_hours_gives_its_stable_and_shadow_rows_in_one_pass(
     alone = reader.window(HOUR + 3600 + 1800, HOUR + 3 * 3600 + 1800)
     assert alone.equals(stable)
     assert reader.window_and_shadow(HOUR, HOUR + 3600, shadow=False)[1].num_rows == 0
+    # a job that knows where it stands lists only the hours from the one before ``since``
+    since = HOUR + 3 * 3600 + 600  # ten minutes into the third hour
+    later = HourReader(root, "d", since=since)
+    assert later.hours == reader.hours[1:]
+    assert later.window(since, since + 3600).equals(reader.window(since, since + 3600))

@@ -92,6 +92,16 @@ def test_a_linear_model_is_exported_to_onnx_and_traced(elec2_project: Path):
         assert model == project.model_version("elec2:1").artifact_sha256
         assert project.lineage.lineage(model)[0].step == "snapshot_data"
 
+    # export_onnx = false: no export stage, the model is served natively
+    (elec2_project / "tidal.toml").write_text(
+        (elec2_project / "tidal.toml").read_text().replace(
+            "[pipeline]\n", "[pipeline]\nexport_onnx = false\nseed = 1\n"))
+    with tidal.Project(elec2_project) as project:
+        summary = run_standard(project, executor="inline", progress=False)
+        assert not summary["onnx"]["exported"] and "export_onnx" in summary["onnx"]["reason"]
+        assert len(project.lineage.list_pipeline_runs(name="elec2-export")) == 1
+        assert project.model_version(summary["model"]).metrics["onnx"] == summary["onnx"]
+
 
 def test_a_search_budget_tunes_the_candidate_and_changes_only_training(elec2_project: Path):
     config = only_linear(elec2_project)
@@ -120,3 +130,32 @@ def test_a_moved_project_keeps_its_cache(elec2_project: Path, tmp_path: Path):
     with tidal.Project(moved) as project:
         again = run_standard(project, executor="inline", progress=False)
         assert again["ran"] == [] and "snapshot_data" in again["cached"]
+
+
+def test_the_gate_scores_the_champion_on_the_candidates_test_rows(elec2_project: Path):
+    """Under drift the champion's own test score is stale: the gate scores it on the new
+    test rows it never trained on, and compares the candidate's score on the same rows."""
+    from tidal.data.splits import split
+    from tidal.runtime.native import load_native
+
+    with tidal.Project(elec2_project) as project:
+        run_standard(project, executor="inline", progress=False)
+        champion = project.model_version("elec2@champion")
+        later = pd.read_csv(DATA / "elec2.csv.gz").iloc[20_000:26_000].reset_index(drop=True)
+        later["t"] = pd.Timestamp("1997-06-01") + pd.to_timedelta(
+            [30 * i for i in range(len(later))], unit="min")
+        later.to_csv(elec2_project / "later.csv", index=False)
+        second = run_standard(project, executor="inline", progress=False, source="later.csv")
+
+        gate = project.model_version(second["model"]).metrics["gate"]
+        check = next(c for c in gate["checks"] if c["check"] == "champion_overall")
+        model = load_native(project.artifacts.get_bytes(champion.artifact_sha256))
+        test = later.iloc[split(later, target="target", time_column="t",
+                                task="classification").test_index]
+        features = [f"feat_{i}" for i in range(1, 7)]
+        expected = float((model.predict(test[features]) == test["target"]).mean())
+        assert check["champion"] == pytest.approx(expected)
+        assert check["champion"] != pytest.approx(champion.metrics["overall"]["accuracy"])
+        assert f"both on the {len(test)} test rows the champion never saw" in check["message"]
+        assert check["value"] == pytest.approx(project.model_version(second["model"])
+                                               .metrics["overall"]["accuracy"])

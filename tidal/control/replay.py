@@ -19,13 +19,13 @@ rollbacks from the events.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import secrets
 import socket
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,17 +55,31 @@ class ReplaySpec:
     tick: float = DAY
     training_window: float = 60 * DAY
     candidates: list[str] = field(default_factory=lambda: ["linear", "random_forest"])
-    policy: str = ""  # extra tidal.toml text; default: DEFAULT_POLICY
+    #: ``[[policies]]`` text for tidal.toml (``{deployment}`` is filled in); None:
+    #: DEFAULT_POLICY, "": no policy (rollouts only as ``on_tick`` starts them)
+    policy: str | None = None
+    #: ``[rollout]`` and ``[rollout.analysis]`` text; None: ROLLOUT
+    rollout: str | None = None
     reference_online: bool = True
+    #: export models to ONNX (off: every version is served natively, like a wrapper)
+    export_onnx: bool = True
+    #: requests are routed by ``row % users`` (a user's requests stick to one side of a
+    #: canary); 0: every row its own key
+    users: int = 0
+    #: called after each simulated day's controller tick with the day's number and the
+    #: project (the fault benchmark starts rollouts from here)
+    on_tick: Callable[[int, Any], None] | None = None
 
 
+# retrain on evidence that quality fell (drift alone is for people to look at: on
+# Elec2 it alerts nearly every day), at the latest every two weeks, at most weekly
 DEFAULT_POLICY = """
 [[policies]]
-name = "quality-or-drift"
+name = "quality"
 deployment = "{deployment}"
-on_alert = ["quality_drop", "drift_share"]
+on_alert = ["quality_drop"]
 every = "14d"
-cooldown = "3d"
+cooldown = "7d"
 max_per_day = 1
 """
 
@@ -79,11 +93,8 @@ source = "train.parquet"
 model = "{model}"
 executor = "inline"
 candidates = {candidates}
+export_onnx = {export_onnx}
 
-[pipeline.gate]
-# the champion's test score comes from older data than the candidate's: under drift the
-# rollout's side-by-side analysis, not this comparison, decides
-champion_tolerance = 1.0
 
 [monitor]
 window = "1d"
@@ -95,6 +106,10 @@ label_horizon = "7d"
 [monitor.review]
 max_per_window = 0
 
+"""
+
+# 48 requests a simulated day: steps and samples sized for that
+ROLLOUT = """
 [rollout]
 strategy = "shadow_then_canary"
 shadow_requests = 24
@@ -106,6 +121,8 @@ inconclusive_limit = "3d"
 [rollout.analysis]
 min_requests = 20
 min_labelled = 20
+# the server shares this process (and its GIL) with the controller's training: latency
+# here is noise, not the model's (benchmarks/rollout_faults.py judges it at the defaults)
 max_latency_ratio = 20.0
 latency_slack_ms = 50.0
 """
@@ -136,8 +153,11 @@ def run_replay(spec: ReplaySpec, folder: Path, *,
     _write_source(folder, frame[frame["_t"] < train_until], spec, train_until)
     (folder / "tidal.toml").write_text(CONFIG.format(
         dataset=spec.dataset, target=spec.target, time=spec.time, model=DEPLOYMENT,
-        candidates=json.dumps(spec.candidates), label_delay=int(spec.label_delay))
-        + (spec.policy or DEFAULT_POLICY).format(deployment=DEPLOYMENT))
+        candidates=json.dumps(spec.candidates), label_delay=int(spec.label_delay),
+        export_onnx=json.dumps(spec.export_onnx))
+        + (ROLLOUT if spec.rollout is None else spec.rollout)
+        + (DEFAULT_POLICY if spec.policy is None else spec.policy).format(
+            deployment=DEPLOYMENT))
     token = secrets.token_hex(16)
     os.environ["TIDAL_ADMIN_TOKEN"] = os.environ["TIDAL_FEEDBACK_TOKEN"] = token
     from tidal.control.controller import Controller
@@ -153,10 +173,12 @@ def run_replay(spec: ReplaySpec, folder: Path, *,
         project.set_deployment(DEPLOYMENT, first["model"], reason="replay: the first model")
         static = _static_predictions(project, first["model"], production, features)
         server = _Server(project, token)
-        controller = Controller(project, holder="replay", monitor_sinks=[])
-        served = _play(spec, production, features, server, controller, clock, folder,
-                       frame, say)
-        server.stop()
+        try:
+            controller = Controller(project, holder="replay", monitor_sinks=[])
+            served = _play(spec, production, features, server, controller, clock, folder,
+                           frame, say)
+        finally:
+            server.stop()
         timeline = _timeline(project)
     finally:
         project.close()
@@ -181,7 +203,8 @@ def _play(spec: ReplaySpec, production: Any, features: list[str], server: _Serve
     for number in range(ticks):
         tick_end = tick_start + spec.tick
         while row < len(production) and times[row] < tick_end:
-            answer = server.predict(production.iloc[row], features, float(times[row]), row)
+            answer = server.predict(production.iloc[row], features, float(times[row]),
+                                    row % spec.users if spec.users else row)
             ids[row], answers[row], versions[row] = answer
             row += 1
         due = int(np.searchsorted(times, tick_end - spec.label_delay, side="right"))
@@ -196,6 +219,8 @@ def _play(spec: ReplaySpec, production: Any, features: list[str], server: _Serve
         tick = controller.tick()
         for error in tick.errors:
             say(f"controller: {error}")
+        if spec.on_tick is not None:
+            spec.on_tick(number, controller.project)
         if controller.project.deployments.latest_revision() != server.loaded_revision:
             server.reload()
         if number % 30 == 0 or number == ticks - 1:
@@ -227,10 +252,12 @@ class _Server:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.token = token
+        self.host, self.port, self.token = "127.0.0.1", port, token
+        self._connection: http.client.HTTPConnection | None = None
+        # one kept-alive connection, idle while the controller trains: never timed out
         self.server = uvicorn.Server(uvicorn.Config(create_app(project), host="127.0.0.1",
-                                                    port=port, log_level="error"))
+                                                    port=port, log_level="error",
+                                                    timeout_keep_alive=24 * 3600))
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()),
                                        daemon=True)
         self.thread.start()
@@ -269,17 +296,29 @@ class _Server:
         return deployments[0]["stable"] if deployments else None
 
     def stop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
         self.server.should_exit = True
         self.thread.join(timeout=30)
 
     def _call(self, method: str, path: str, body: Any = None,
               headers: dict[str, str] | None = None) -> Any:
+        """One request on the kept-alive connection (a new connection per request would
+        cost the replay a third of its time)."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers={
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
+            self._connection.connect()  # without Nagle's delay on small requests
+            self._connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._connection.request(method, path, body=data, headers={
             "content-type": "application/json", "authorization": f"Bearer {self.token}",
             **(headers or {})})
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return json.loads(answer.read())
+        answer = self._connection.getresponse()
+        payload = answer.read()
+        if answer.status >= 300:
+            raise TidalError(f"the model server answered {answer.status} to {method} {path}: "
+                             f"{payload[:300].decode(errors='replace')}")
+        return json.loads(payload)
 
 
 # -- the two references ----------------------------------------------------------------------
@@ -408,4 +447,8 @@ def _plain(value: Any) -> Any:
 
 
 def _finite(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if v is not None}
+    """A row as River's forests take it: numbers as they are, a text value one-hot
+    (``"season=winter": 1``), missing values left out."""
+    return {(k if not isinstance(v, str) else f"{k}={v}"): (v if not isinstance(v, str)
+                                                           else 1.0)
+            for k, v in row.items() if v is not None}

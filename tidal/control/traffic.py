@@ -41,7 +41,8 @@ def read_traffic(project: Project, deployment: str, start: float, end: float) ->
     compacted = settings.monitor.compacted_path(settings.project_dir, log_folder)
     if log_folder.is_dir():
         compact(log_folder, compacted)
-    served, shadow = HourReader(compacted, deployment).window_and_shadow(start, end)
+    served, shadow = HourReader(compacted, deployment, since=start).window_and_shadow(
+        start, end)
     if served.num_rows == 0 or "route" not in served.column_names:
         return Traffic(served, served.slice(0, 0), shadow)
     is_canary = pc.fill_null(pc.equal(served.column("route"), "canary"), False)

@@ -140,6 +140,8 @@ class GateSection(BaseModel):
     #: the metric that decides (default: accuracy or rmse by task)
     metric: str | None = None
     champion_tolerance: float = Field(default=0.01, ge=0)
+    #: score the champion on the candidate's test rows (else: its own, older test score)
+    rescore_champion: bool = True
     #: prefer the linear model when it is this close to the best
     simpler_tolerance: float = Field(default=0.005, ge=0)
 
@@ -168,6 +170,9 @@ class PipelineSection(BaseModel):
     gate: GateSection = GateSection()
     executor: Literal["inline", "process", "ray"] = "process"
     ray_address: str | None = None
+    #: export the chosen model to ONNX (served with ONNX Runtime); off, it is served
+    #: natively and a run saves the conversion (seconds for a large forest)
+    export_onnx: bool = True
 
 
 class ServeSection(BaseModel):

@@ -27,6 +27,7 @@ import functools
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -192,7 +193,8 @@ class Monitor:
                        on_window: Callable[[str, WindowRecord], None] | None = None
                        ) -> DeploymentRun:
         result = DeploymentRun(deployment)
-        reader = HourReader(self.compacted, deployment)
+        reader = HourReader(self.compacted, deployment,
+                            since=self.project.monitoring.last_window_end(deployment))
         for start, end in self.pending_windows(deployment, now, reader.hours):
             wants_shadow = self.config.review.shadow_disagreement
             table, shadow = reader.window_and_shadow(start, end, shadow=wants_shadow)
@@ -384,13 +386,19 @@ class HourReader:
     last hour read is kept, split into its stable/canary rows and its shadow rows, so the
     windows inside one hour read it once between them, shadows included."""
 
-    def __init__(self, compacted: Path, deployment: str) -> None:
+    def __init__(self, compacted: Path, deployment: str, since: float | None = None) -> None:
+        """``since``: only the hours from the one holding ``since`` on are listed (a
+        job that knows where it stands does not pay for every hour ever logged)."""
         folder = compacted / f"deployment={quote(deployment, safe='')}"
         self.parts: dict[float, list[str]] = {}
+        # hour folder names sort as their times do, so they are filtered unparsed
+        first = "" if since is None else \
+            time.strftime("hour=%Y-%m-%dT%H", time.gmtime(since - _HOUR))
         if folder.is_dir():
             with os.scandir(folder) as entries:
                 for entry in entries:
-                    if entry.name.startswith("hour=") and entry.is_dir():
+                    if entry.name.startswith("hour=") and entry.name >= first \
+                            and entry.is_dir():
                         with os.scandir(entry.path) as files:
                             parts = sorted(f.path for f in files
                                            if f.name.startswith("part-")

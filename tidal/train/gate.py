@@ -116,6 +116,8 @@ def decide(
     slice_rules: Mapping[str, Mapping[str, Any]] | None = None,
     champion_slice_rows: Sequence[Mapping[str, Any]] | None = None,
     candidate_name: str = "the candidate",
+    champion_basis: str | None = None,
+    candidate_vs_champion: Mapping[str, Any] | None = None,
 ) -> Verdict:
     """Bless or veto a candidate; see the module docstring for the checks.
 
@@ -123,7 +125,11 @@ def decide(
     ``champion_slice_rows`` the champion's table on the same rows (or give each slice row a
     ``"champion"`` value). ``slice_rules`` maps a slice name (all its values) or
     ``"slice=value"`` to a :class:`SliceRule`. A NaN metric fails the checks it is part of.
+    ``champion_basis`` says where the champion's figures come from (in the messages);
+    ``candidate_vs_champion``, the candidate's metrics on the champion's rows when those
+    are not its own test rows.
     """
+    basis = f" ({champion_basis})" if champion_basis else ""
     direction = "higher" if higher_is_better else "lower"
     checks: list[dict[str, Any]] = []
 
@@ -147,18 +153,20 @@ def decide(
               metric=metric)
     else:
         champion = _value(champion_metrics, metric, "champion")
-        worse_by = _regression(score, champion, higher_is_better)
-        ok = not math.isnan(score) and (math.isnan(champion) or worse_by <= champion_tolerance)
+        compared = score if candidate_vs_champion is None else \
+            _value(candidate_vs_champion, metric, "candidate")
+        worse_by = _regression(compared, champion, higher_is_better)
+        ok = not math.isnan(compared) and (math.isnan(champion) or worse_by <= champion_tolerance)
         if ok:
             message = (f"{candidate_name} does not regress against the champion on {metric}: "
-                       f"{_fmt(score)} vs {_fmt(champion)} "
-                       f"(tolerance {_fmt(champion_tolerance)}).")
+                       f"{_fmt(compared)} vs {_fmt(champion)} "
+                       f"(tolerance {_fmt(champion_tolerance)}){basis}.")
         else:
             message = (f"{candidate_name} regresses against the champion on {metric}: "
-                       f"{_fmt(score)} vs champion {_fmt(champion)}, worse by "
+                       f"{_fmt(compared)} vs champion {_fmt(champion)}, worse by "
                        f"{_fmt(worse_by)}, more than the tolerance of "
-                       f"{_fmt(champion_tolerance)} ({direction} is better).")
-        check("champion_overall", ok, message, metric=metric, value=score, champion=champion,
+                       f"{_fmt(champion_tolerance)} ({direction} is better){basis}.")
+        check("champion_overall", ok, message, metric=metric, value=compared, champion=champion,
               tolerance=champion_tolerance)
 
     rules = dict(slice_rules or {})

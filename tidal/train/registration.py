@@ -56,7 +56,8 @@ def signature(setup: Setup, classes: list[Any] | None = None) -> dict[str, Any]:
 def register_chosen(project: Project, setup: Setup, winner: Candidate, verdict: Verdict, *,
                     scores: dict[str, dict[str, Any]], why: str, onnx: dict[str, Any],
                     snapshot: dict[str, Any], pipeline_run: str,
-                    segments: dict[str, Any] | None, first_champion: bool) -> VersionRecord:
+                    segments: dict[str, Any] | None, first_champion: bool,
+                    trained_until: str | None = None) -> VersionRecord:
     """Track the pipeline run, register the winner, set its status (and ``@champion``)."""
     config = project.settings.pipeline
     with project.start_run(setup.name, name=f"pipeline {pipeline_run}",
@@ -78,7 +79,9 @@ def register_chosen(project: Project, setup: Setup, winner: Candidate, verdict: 
             metrics={"overall": winner.evaluation["metrics"], "metric": setup.metric,
                      "slices": winner.evaluation["slices"], "candidates": scores,
                      "gate": verdict.to_dict(), "chosen": {"family": winner.name, "why": why},
-                     "onnx": onnx, "segments": segments},
+                     "onnx": onnx, "segments": segments,
+                     # the last training row's time: later rows are unseen by this model
+                     "trained_until": trained_until},
             dataset_hash=snapshot["sha256"],
             description=f"{winner.name} from pipeline run {pipeline_run}",
             reason=f"standard pipeline run {pipeline_run}")

@@ -4,7 +4,7 @@ snapshot → validate → split → train every candidate (in parallel on the ex
 evaluate each overall and per slice → choose (a simpler model wins a near tie) → with
 ``[data] segments``, train the chosen family per segment and keep the segmented model
 only if it beats the global one by more than the tolerance → gate against the baseline,
-the champion and the slice rules → register the chosen model with its signature,
+the champion (both scored on the test rows it never saw) and the slice rules → register the chosen model with its signature,
 metrics, slice table, verdict and lineage (the snapshot hash, the pipeline runs, a
 tracked run holding every candidate's scores).
 
@@ -14,6 +14,7 @@ source, the model name, slices, candidates, search budget, gate tolerances and e
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 NUMERIC_TYPES = ("integer", "float")
 FEATURE_ROLES = ("feature", "segment")
 SEGMENTED = "segmented"
+log = logging.getLogger("tidal.train")
+#: fewer unseen test rows than this: the champion is not re-scored (too noisy)
+MIN_RESCORE_ROWS = 30
 
 
 @dataclass
@@ -104,26 +108,44 @@ def run_standard(project: Project, *, executor: str | None = None,
             why = f"{why} Per-segment {family} models do not beat it: {pick_why}"
     champion = _champion(project, setup.name)
     winner = candidates[chosen]
+    rescored = None
+    if champion is not None:
+        rescored, stage = _rescore_champion(project, setup, result, champion, winner)
+        if stage is not None:
+            later.append(stage)
     verdict = decide(
         winner.evaluation["metrics"], scores["baseline"],
-        champion.metrics.get("overall") if champion else None, winner.evaluation["slices"],
+        (rescored["champion"] if rescored else champion.metrics.get("overall"))
+        if champion else None,
+        winner.evaluation["slices"],
         metric=setup.metric, higher_is_better=better,
         champion_tolerance=config.gate.champion_tolerance,
         slice_rules={s.column: {"min": s.min, "max_regression": s.max_regression}
                      for s in config.slices if s.min is not None or s.max_regression is not None},
         champion_slice_rows=champion.metrics.get("slices") if champion else None,
-        candidate_name=chosen)
+        candidate_name=chosen,
+        candidate_vs_champion=rescored["candidate"] if rescored else None,
+        champion_basis=None if champion is None else
+        f"both on the {rescored['rows']} test rows the champion never saw" if rescored
+        else "the champion's own test score")
     snapshot = result.output("snapshot_data")
     if chosen == SEGMENTED:
         onnx = {"exported": False, "max_difference": None, "reason": "a segmented model is "
                 "served natively (ONNX export covers one model, not a router over many)"}
+    elif not config.export_onnx:
+        onnx = {"exported": False, "max_difference": None,
+                "reason": "export_onnx = false in [pipeline]: served natively"}
+    elif not verdict.blessed:
+        onnx = {"exported": False, "max_difference": None,
+                "reason": "not exported: the gate vetoed the model"}
     else:
         onnx, stage = _export(project, setup, result, winner, progress)
         later.append(stage)
     version = register_chosen(
         project, setup, winner, verdict, scores=scores, why=why, onnx=onnx,
         snapshot=snapshot, pipeline_run=result.run_id, segments=segmented_info,
-        first_champion=champion is None)
+        first_champion=champion is None,
+        trained_until=result.output("split_data").details.get("train_last_time"))
     return {"model": version.ref, "status": version.status, "chosen": chosen, "why": why,
             "reasons": verdict.reasons, "metric": setup.metric,
             "score": winner.evaluation["metrics"].get(setup.metric),
@@ -270,6 +292,46 @@ def _export(project: Project, setup: Setup, first: PipelineResult, winner: Candi
     export = run_pipeline(Pipeline.build(define, name=f"{setup.name}-export"),
                           project=project, executor="inline", progress=progress)
     return export.output("export_model"), export
+
+
+def _rescore_champion(project: Project, setup: Setup, first: PipelineResult, champion: Any,
+                      winner: Candidate) -> tuple[dict[str, Any] | None, PipelineResult | None]:
+    """Champion and candidate scored on the candidate's test rows the champion never saw
+    (after its ``trained_until``): under drift the champion's own test score comes from
+    older data and says little about how it does now. ``(None, None)`` when it need not
+    (the same data: the recorded scores are on the same rows) or cannot be done
+    (``rescore_champion = false``, no time column, an older champion without
+    ``trained_until``, another flavour, too few such rows); the gate then compares with
+    the champion's recorded score and says so."""
+    from tidal.runtime.native import FLAVOR
+
+    trained_until = champion.metrics.get("trained_until")
+    same_data = champion.dataset_hash == first.output("snapshot_data")["sha256"]
+    if same_data or not project.settings.pipeline.gate.rescore_champion \
+            or setup.timestamp is None \
+            or trained_until is None or champion.flavor != FLAVOR \
+            or not project.artifacts.exists(champion.artifact_sha256):
+        return None, None
+    models = Stored(champion.artifact_sha256), Stored(winner.sha256)
+    snapshot, split = (Stored(first.steps[label].output_sha256 or "")
+                       for label in ("snapshot_data", "split_data"))
+
+    def define() -> None:
+        steps.score_on_unseen_rows(*models, snapshot, split, setup.task, setup.target,
+                                   setup.features, setup.timestamp, str(trained_until),
+                                   setup.root)
+
+    try:
+        stage = run_pipeline(Pipeline.build(define, name=f"{setup.name}-champion"),
+                             project=project, executor="inline", progress=False)
+    except TidalError as error:  # e.g. the champion needs a column the data lost
+        log.warning("the champion %s could not be scored on the new test rows: %s",
+                    champion.ref, error)
+        return None, None
+    scores = stage.output("score_on_unseen_rows")
+    if scores["rows"] < MIN_RESCORE_ROWS:
+        return None, stage
+    return scores, stage
 
 
 def _source(project: Project, source: Any) -> Any:

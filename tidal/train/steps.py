@@ -138,6 +138,36 @@ def evaluate_candidate(model: Any, baseline: Any, snapshot: dict[str, Any], spli
 
 
 @step
+def score_on_unseen_rows(champion: Any, candidate: Any, snapshot: dict[str, Any], split: Any,
+                         task: str, target: str, features: list[str], time_column: str,
+                         trained_until: str, artifact_root: str) -> dict[str, Any]:
+    """The champion and the candidate on the same rows: the candidate's test rows that
+    come after the last row the champion trained on (``trained_until``), which neither
+    has seen. Under drift this is the comparison that means something: each model's own
+    test score comes from its own, differently old, data."""
+    import pandas as pd
+
+    from tidal.train.evaluate import metrics
+
+    test = labelled_rows(snapshot, split, "test", target, artifact_root)
+    times = test[time_column]
+    if pd.api.types.is_numeric_dtype(times):
+        unseen = test[times.astype(float) > float(trained_until)]
+    else:
+        unseen = test[pd.to_datetime(times) > pd.Timestamp(trained_until)]
+    if unseen.empty:
+        return {"rows": 0}
+    X, y = unseen[features], unseen[target].to_numpy()
+    scores: dict[str, Any] = {"rows": int(len(unseen))}
+    for name, model in (("champion", champion), ("candidate", candidate)):
+        proba = labels = None
+        if task == "classification" and hasattr(model, "predict_proba"):
+            proba, labels = model.predict_proba(X), list(model.classes_)
+        scores[name] = metrics(task, y, model.predict(X), proba, labels=labels)
+    return scores
+
+
+@step
 def export_model(model: Any, snapshot: dict[str, Any], split: Any, task: str, target: str,
                  features: list[str], artifact_root: str) -> dict[str, Any]:
     """Export the chosen model to ONNX when its outputs equal the native ones on the test
