@@ -21,7 +21,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.demo-installed
 
 demo: $(VENV)/.demo-installed
-	$(BIN)/tidal demo --data $(DATA) --weeks 8
+	$(BIN)/tidal demo --data $(DATA)
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q

@@ -157,8 +157,9 @@ def outcomes(folder: Path, started: list[dict[str, Any]], frame: pd.DataFrame,
                      for k in getattr(traffic, route).column("key").to_pylist()}
             affected = {str(k) for table in answered for k in table.column("key").to_pylist()}
             analysis = rollout.last_analysis or {}
-            failed = [c["name"] for c in analysis.get("comparisons", [])
-                      if c["verdict"] == "fail"]
+            failed = [f"{c['name']} ({_figure(c['candidate'])} vs stable "
+                      f"{_figure(c['stable'])}, limit {_figure(c['limit'])})"
+                      for c in analysis.get("comparisons", []) if c["verdict"] == "fail"]
             row = {"candidate": entry["candidate"], "version": rollout.candidate_version,
                    "decision": rollout.status, "phase": rollout.phase,
                    "failed_checks": failed, "days_to_decision": (end - entry["started"]) / DAY,
@@ -173,6 +174,10 @@ def outcomes(folder: Path, started: list[dict[str, Any]], frame: pd.DataFrame,
                 row.update(_better_accuracy(project, rollout, entry["started"], frame))
             rows.append(row)
     return rows
+
+
+def _figure(value: Any) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def _better_accuracy(project: Any, rollout: Any, since: float, frame: pd.DataFrame

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tidal.core.errors import NotFoundError, TidalError, ValidationError
+from tidal.core.errors import NotFoundError, ValidationError
 from tidal.project import Project
 
 MODEL_NAME = "elec2"
@@ -137,22 +137,14 @@ def serve_champion(folder: Path, data_dir: Path | None, console: Any) -> dict[st
     """Deploy ``@champion`` as the deployment ``elec2``, start the model server on a free
     port of 127.0.0.1, send it the first production day (day 365: 48 half-hours) as JSON
     records, one request per half-hour, and check the prediction log holds every one."""
-    import asyncio
-    import json
-    import socket
-    import threading
-    import time
-    import urllib.request
+    import importlib.util
 
     import pandas as pd
 
-    try:
-        import uvicorn
-
-        from tidal.serve.app import create_app
-    except ImportError:
+    if importlib.util.find_spec("uvicorn") is None:
         console.print("(not serving: pip install 'tidal-ml[serve]' for the model server)")
         return None
+    from tidal.serve.local import LocalServer
     from tidal.serve.predlog import read_log
 
     day = pd.read_csv(find_data_dir(data_dir) / "elec2.csv.gz").iloc[
@@ -161,32 +153,16 @@ def serve_champion(folder: Path, data_dir: Path | None, console: Any) -> dict[st
     with Project(folder) as project:
         project.set_deployment(MODEL_NAME, f"{MODEL_NAME}@champion",
                                reason="demo: serve the champion")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(project), host="127.0.0.1",
-                                               port=port, log_level="error"))
-        thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-        thread.start()
-        while not server.started:
-            if not thread.is_alive():
-                raise TidalError("the model server did not start")
-            time.sleep(0.02)
-        url = f"http://127.0.0.1:{port}/v1/predict/{MODEL_NAME}"
         labels, ids = [], []
-        try:
+        with LocalServer(project) as server:
+            port = server.port
             for i, row in day.iterrows():
                 when = (start + pd.Timedelta(minutes=30 * int(i))).isoformat()
-                body = json.dumps([{f: float(row[f]) for f in FEATURES}]).encode()
-                request = urllib.request.Request(url, body, {
-                    "content-type": "application/json", "x-event-time": when})
-                with urllib.request.urlopen(request, timeout=30) as answer:
-                    reply = json.loads(answer.read())
+                reply = server.call("POST", f"/v1/predict/{MODEL_NAME}",
+                                    [{f: float(row[f]) for f in FEATURES}],
+                                    headers={"x-event-time": when})
                 labels.append(reply["predictions"][0]["label"])
                 ids.append(reply["request_id"])
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
         logged = {r.request_id for r in read_log(
             project.settings.serve.log_path(project.settings.project_dir))}
     accuracy = float((pd.Series(labels) == day["target"]).mean())

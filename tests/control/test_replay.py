@@ -65,7 +65,6 @@ def test_broken_candidates_injected_during_a_replay_never_reach_a_user(tmp_path:
     """The fault benchmark in small: with no policy, the replay's ``on_tick`` starts
     rollouts of broken candidates; each is rolled back in its shadow phase, and no
     request of the simulated users is answered by one."""
-    import pandas as pd
 
     from tidal.control.replay import ReplaySpec, run_replay
     from tidal.control.rollout import Rollouts

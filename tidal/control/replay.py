@@ -18,14 +18,9 @@ rollbacks from the events.
 
 from __future__ import annotations
 
-import asyncio
-import http.client
 import json
 import os
 import secrets
-import socket
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +159,8 @@ def run_replay(spec: ReplaySpec, folder: Path, *,
     from tidal.project import Project
     from tidal.train.standard import run_standard
 
+    online = _start_reference_online(spec, frame, features, train_until, task, say) \
+        if spec.reference_online else None
     project = Project(folder, clock=clock, actor="replay")
     try:
         say("training the first model …")
@@ -180,11 +177,14 @@ def run_replay(spec: ReplaySpec, folder: Path, *,
         finally:
             server.stop()
         timeline = _timeline(project)
+    except BaseException:
+        if online is not None:
+            online.cancel()
+        raise
     finally:
         project.close()
-    online = _reference_online(spec, frame, features, train_until, task, say) \
-        if spec.reference_online else None
-    return _summary(spec, production, task, static, served, online, timeline)
+    online_predictions = None if online is None else online.result()
+    return _summary(spec, production, task, static, served, online_predictions, timeline)
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -242,36 +242,18 @@ def _write_source(folder: Path, frame: Any, spec: ReplaySpec, limit: float) -> N
 
 
 class _Server:
-    """The real model server in a thread of this process, on a free port."""
+    """The replay's client of the real model server (:class:`LocalServer`)."""
 
     def __init__(self, project: Any, token: str) -> None:
-        import uvicorn
+        from tidal.serve.local import LocalServer
 
-        from tidal.serve.app import create_app
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.host, self.port, self.token = "127.0.0.1", port, token
-        self._connection: http.client.HTTPConnection | None = None
-        # one kept-alive connection, idle while the controller trains: never timed out
-        self.server = uvicorn.Server(uvicorn.Config(create_app(project), host="127.0.0.1",
-                                                    port=port, log_level="error",
-                                                    timeout_keep_alive=24 * 3600))
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()),
-                                       daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise TidalError("the model server did not start")
-            time.sleep(0.02)
-        self._status = self._call("GET", "/admin/status")
+        self.local = LocalServer(project, token)
+        self._status = self.local.call("GET", "/admin/status")
 
     def predict(self, row: Any, features: list[str], when: float,
                 key: int) -> tuple[str, Any, int]:
         record = {f: _plain(row[f]) for f in features}
-        answer = self._call("POST", f"/v1/predict/{DEPLOYMENT}", [record], headers={
+        answer = self.local.call("POST", f"/v1/predict/{DEPLOYMENT}", [record], headers={
             "x-event-time": str(when), "x-tidal-route-key": str(key)})
         prediction = answer["predictions"][0]
         value = prediction.get("label", prediction.get("prediction"))
@@ -279,7 +261,7 @@ class _Server:
 
     def feedback(self, labels: list[tuple[str, Any]]) -> None:
         for start in range(0, len(labels), 5000):
-            self._call("POST", "/v1/feedback", {"deployment": DEPLOYMENT, "labels": [
+            self.local.call("POST", "/v1/feedback", {"deployment": DEPLOYMENT, "labels": [
                 {"request_id": i, "label": y} for i, y in labels[start:start + 5000]]})
 
     @property
@@ -289,36 +271,14 @@ class _Server:
 
     def reload(self) -> None:
         """Load what the store says now (a simulated day is shorter than a poll)."""
-        self._status = self._call("POST", "/admin/reload")
+        self._status = self.local.call("POST", "/admin/reload")
 
     def stable(self) -> int | None:
         deployments = self._status.get("deployments") or []
         return deployments[0]["stable"] if deployments else None
 
     def stop(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-    def _call(self, method: str, path: str, body: Any = None,
-              headers: dict[str, str] | None = None) -> Any:
-        """One request on the kept-alive connection (a new connection per request would
-        cost the replay a third of its time)."""
-        data = None if body is None else json.dumps(body).encode()
-        if self._connection is None:
-            self._connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
-            self._connection.connect()  # without Nagle's delay on small requests
-            self._connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._connection.request(method, path, body=data, headers={
-            "content-type": "application/json", "authorization": f"Bearer {self.token}",
-            **(headers or {})})
-        answer = self._connection.getresponse()
-        payload = answer.read()
-        if answer.status >= 300:
-            raise TidalError(f"the model server answered {answer.status} to {method} {path}: "
-                             f"{payload[:300].decode(errors='replace')}")
-        return json.loads(payload)
+        self.local.stop()
 
 
 # -- the two references ----------------------------------------------------------------------
@@ -336,21 +296,54 @@ def _static_predictions(project: Any, ref: str, production: Any,
     return [_plain(v) for v in np.asarray(values)]
 
 
-def _reference_online(spec: ReplaySpec, frame: Any, features: list[str], train_until: float,
-                      task: str, say: Callable[[str], None]) -> list[Any] | None:
-    """River's adaptive random forest, trained on the training rows, then predicting
-    each production row and learning it once its label is due (``label_delay`` later)."""
-    try:
-        from river import forest
-    except ImportError:
+class _Background:
+    """The reference learner in another process: it needs none of the replay's state,
+    and on two cores it finishes while the loop runs instead of after it."""
+
+    def __init__(self, *args: Any) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self.future = self.pool.submit(_reference_online, *args)
+
+    def result(self) -> list[Any]:
+        try:
+            return self.future.result()
+        finally:
+            self.pool.shutdown()
+
+    def cancel(self) -> None:
+        """Stop the learner (the replay failed): its process is ended, not awaited."""
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            process.terminate()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _start_reference_online(spec: ReplaySpec, frame: Any, features: list[str],
+                            train_until: float, task: str,
+                            say: Callable[[str], None]) -> _Background | None:
+    import importlib.util
+
+    if importlib.util.find_spec("river") is None:
         say("(no reference online learner: pip install 'tidal-ml[demo]' for River)")
         return None
-    say("River's adaptive random forest on the same stream …")
+    say("River's adaptive random forest on the same stream, in the background …")
+    return _Background(frame[[*features, spec.target, "_t"]], features, spec.target,
+                       train_until, task, spec.label_delay)
+
+
+def _reference_online(frame: Any, features: list[str], target: str, train_until: float,
+                      task: str, label_delay: float) -> list[Any]:
+    """River's adaptive random forest, trained on the training rows, then predicting
+    each production row and learning it once its label is due (``label_delay`` later)."""
+    from river import forest
+
     model = forest.ARFClassifier(seed=0) if task == "classification" else \
         forest.ARFRegressor(seed=0)
     rows = [{f: _plain(v) for f, v in zip(features, values, strict=True)}
             for values in frame[features].itertuples(index=False, name=None)]
-    targets = [_plain(v) for v in frame[spec.target]]
+    targets = [_plain(v) for v in frame[target]]
     times = frame["_t"].to_numpy()
     predictions: list[Any] = []
     waiting: list[int] = []  # production rows whose label is not due yet
@@ -358,7 +351,7 @@ def _reference_online(spec: ReplaySpec, frame: Any, features: list[str], train_u
         if when < train_until:
             model.learn_one(_finite(rows[i]), targets[i])
             continue
-        while waiting and times[waiting[0]] + spec.label_delay <= when:
+        while waiting and times[waiting[0]] + label_delay <= when:
             j = waiting.pop(0)
             model.learn_one(_finite(rows[j]), targets[j])
         predictions.append(model.predict_one(_finite(rows[i])))

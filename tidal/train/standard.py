@@ -4,9 +4,9 @@ snapshot → validate → split → train every candidate (in parallel on the ex
 evaluate each overall and per slice → choose (a simpler model wins a near tie) → with
 ``[data] segments``, train the chosen family per segment and keep the segmented model
 only if it beats the global one by more than the tolerance → gate against the baseline,
-the champion (both scored on the test rows it never saw) and the slice rules → register the chosen model with its signature,
-metrics, slice table, verdict and lineage (the snapshot hash, the pipeline runs, a
-tracked run holding every candidate's scores).
+the champion (both scored on the test rows it never saw) and the slice rules → register
+the chosen model with its signature, metrics, slice table, verdict and lineage (the
+snapshot hash, the pipeline runs, a tracked run holding every candidate's scores).
 
 Settings: ``[data]`` names the target, time and segment columns; ``[pipeline]`` the
 source, the model name, slices, candidates, search budget, gate tolerances and executor.
