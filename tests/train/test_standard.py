@@ -159,3 +159,14 @@ def test_the_gate_scores_the_champion_on_the_candidates_test_rows(elec2_project:
         assert f"both on the {len(test)} test rows the champion never saw" in check["message"]
         assert check["value"] == pytest.approx(project.model_version(second["model"])
                                                .metrics["overall"]["accuracy"])
+
+
+def test_a_vetoed_model_is_registered_but_not_exported(elec2_project: Path):
+    config = elec2_project / "tidal.toml"
+    config.write_text(config.read_text().replace(  # no model reaches 0.99 on each half
+        "bins = [0, 0.5, 1.0]}", "bins = [0, 0.5, 1.0], min = 0.99}"))
+    with tidal.Project(elec2_project) as project:
+        summary = run_standard(project, executor="inline", progress=False)
+        assert summary["status"] == "vetoed"
+        assert not summary["onnx"]["exported"] and "vetoed" in summary["onnx"]["reason"]
+        assert project.lineage.list_pipeline_runs(name="elec2-export") == []
