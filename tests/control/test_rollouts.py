@@ -231,6 +231,28 @@ def test_blue_green_switches_at_once_and_rolls_back_at_once(project):
         rollouts.start("elec2", project.model_version("elec2:1"))
 
 
+def test_the_champion_moves_in_the_same_transaction_as_the_switch(project, monkeypatch):
+    """A promotion and the @champion it earns commit together: when writing the alias
+    fails, the switch did not happen either (a controller dying between two separate
+    writes would have left the old champion for the next gate to compare with)."""
+    rollouts = Rollouts(project)
+    registry = type(project.registry)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("the store went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(registry, "write_alias", failing)
+        with pytest.raises(RuntimeError, match="went away"):
+            rollouts.start("elec2", project.model_version("elec2:2"), strategy="blue_green")
+    assert project.get_deployment("elec2").stable_version == 1
+    assert project.rollouts.active("elec2") is None and project.rollouts.history("elec2") == []
+    rollouts.start("elec2", project.model_version("elec2:2"), strategy="blue_green")
+    assert project.model_version("elec2@champion").version == 2
+    rollouts.rollback("elec2")
+    assert project.model_version("elec2@champion").version == 1
+
+
 def test_a_deployment_that_served_one_version_has_nothing_to_roll_back_to(project):
     with pytest.raises(NotFoundError, match="nothing to roll back"):
         Rollouts(project).rollback("elec2")

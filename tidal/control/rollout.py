@@ -28,18 +28,21 @@ repeats nothing: the decisions depend only on the stored state and the log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tidal.control.analysis import FAIL, INCONCLUSIVE, PASS, Analysis, analyse
 from tidal.control.traffic import read_traffic
 from tidal.core.config import STRATEGIES, RolloutSection
-from tidal.core.errors import ConflictError, NotFoundError, TidalError, ValidationError
+from tidal.core.errors import ConflictError, NotFoundError, ValidationError
 from tidal.store.deployments import check_settings, write_settings
 from tidal.store.events import list_events
 from tidal.store.records import DeploymentRecord, VersionRecord
 from tidal.store.rollouts import RolloutRecord
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from tidal.project import Project
 
 log = logging.getLogger("tidal.control")
@@ -97,11 +100,9 @@ class Rollouts:
             fields |= {"phase": SHADOW_PHASE}
             settings = _traffic(current, stable=current.stable_version,
                                 shadow=candidate.version)
-        record = self.project.rollouts.create(fields, settings, now=now, actor=self.actor,
-                                              reason=why)
-        if record.status == PROMOTED:  # blue-green: switched already
-            self._crown(record)
-        return record
+        return self.project.rollouts.create(  # blue-green: switched, and crowned, at once
+            fields, settings, now=now, actor=self.actor, reason=why,
+            also=self._crowning(now) if fields.get("status") == PROMOTED else None)
 
     # -- moving on -----------------------------------------------------------------------
     def reconcile(self, deployment: str) -> RolloutRecord | None:
@@ -221,20 +222,27 @@ class Rollouts:
                      else rollout.last_analysis},
             settings=_traffic(current, stable=stable), kind=f"rollout.{status}", now=now,
             actor=self.actor, reason=reason,
-            payload={"analysis": analysis.to_dict()} if analysis else None)
-        if status == PROMOTED:
-            self._crown(finished)
+            payload={"analysis": analysis.to_dict()} if analysis else None,
+            also=self._crowning(now) if status == PROMOTED else None)
         return finished
 
-    def _crown(self, rollout: RolloutRecord) -> None:
+    def _crowning(self, now: float) -> Callable[[Session, RolloutRecord], None]:
         """The promoted version becomes ``@champion`` (what the next gate compares
-        with), unless the registry refuses (a vetoed version promoted by hand)."""
-        try:
-            self.project.set_alias(rollout.model, CHAMPION, rollout.candidate_version,
-                                   reason=f"promoted by rollout {rollout.id} of "
-                                          f"{rollout.deployment}")
-        except TidalError as exc:
-            log.warning("rollout %s: %s stays where it is: %s", rollout.id, CHAMPION, exc)
+        with) in the promotion's own transaction, so a controller dying between the two
+        cannot leave the old champion in place; unless the version may not carry an
+        alias (a vetoed version promoted by hand)."""
+        registry = self.project.registry
+
+        def crown(session: Session, rollout: RolloutRecord) -> None:
+            if not registry.is_servable(session, rollout.model, rollout.candidate_version):
+                log.warning("rollout %s: %s stays where it is: %s:%s is not servable",
+                            rollout.id, CHAMPION, rollout.model, rollout.candidate_version)
+                return
+            registry.write_alias(session, rollout.model, CHAMPION, rollout.candidate_version,
+                                 now=now, actor=self.actor,
+                                 reason=f"promoted by rollout {rollout.id} of "
+                                        f"{rollout.deployment}")
+        return crown
 
     # -- a person's hand -----------------------------------------------------------------
     def pause(self, deployment: str, reason: str | None = None) -> RolloutRecord:
@@ -284,23 +292,24 @@ class Rollouts:
                                 "back to")
         now = self.project.clock.now()
         settings = _traffic(current, stable=previous)
-        restored = self.project.db.transact(lambda session: write_settings(
-            session, deployment, settings, now=now, actor=self.actor,
-            reason=reason or f"rollback from {current.model}:{current.stable_version} to "
-                             f"{current.model}:{previous}", payload={"rollback": True}))
-        self._uncrown(current.model, current.stable_version, previous)
-        return restored
+        registry = self.project.registry
 
-    def _uncrown(self, model: str, rolled_back: int, previous: int) -> None:
-        """``@champion`` leaves a version that was rolled back (for the one restored),
-        so the next gate does not measure candidates against it."""
-        try:
-            if self.project.model_version(f"{model}@{CHAMPION}").version != rolled_back:
-                return
-            self.project.set_alias(model, CHAMPION, previous,
-                                   reason=f"version {rolled_back} was rolled back")
-        except TidalError as exc:
-            log.warning("rollback: %s of %s stays where it is: %s", CHAMPION, model, exc)
+        def write(session: Session) -> Any:
+            restored = write_settings(
+                session, deployment, settings, now=now, actor=self.actor,
+                reason=reason or f"rollback from {current.model}:{current.stable_version} "
+                                 f"to {current.model}:{previous}", payload={"rollback": True})
+            # @champion leaves the version rolled back (for the one restored), in the
+            # same transaction, so the next gate does not measure candidates against it
+            if registry.alias_target(session, current.model, CHAMPION) == \
+                    current.stable_version and registry.is_servable(session, current.model,
+                                                                     previous):
+                registry.write_alias(session, current.model, CHAMPION, previous, now=now,
+                                     actor=self.actor, reason=f"version "
+                                     f"{current.stable_version} was rolled back")
+            return restored
+
+        return self.project.db.transact(write)
 
     def _active(self, deployment: str) -> RolloutRecord:
         rollout = self.project.rollouts.active(deployment)

@@ -112,35 +112,55 @@ class RegistryRepository:
             raise ValidationError("'latest' is reserved: it always means the newest version")
 
         def write(session: Session) -> str:
-            model = self._model(session, name, lock=True)
-            target = self._version_row(session, model, version)
-            if target.status in UNSERVABLE and not force:
-                raise ConflictError(
-                    f"{name}:{version} is {target.status}; pointing {alias!r} at it needs "
-                    "force (--force on the command line)"
-                )
-            current = session.get(ModelAlias, (model.id, alias))
-            previous = None
-            if current is not None:
-                previous = session.get(ModelVersion, current.version_id)
-                if current.version_id == target.id:
-                    return target.id  # already there: no event for a non-change
-                current.version_id = target.id
-                current.updated_at = now
-            else:
-                session.add(ModelAlias(model_id=model.id, alias=alias, version_id=target.id,
-                                       updated_at=now))
-            record_event(
-                session, at=now, kind="alias_set", entity_type="model", entity_id=model.id,
-                actor=actor, reason=reason,
-                payload={"model": name, "alias": alias, "version": version,
-                         "previous_version": previous.version if previous else None},
-            )
-            return target.id
+            return self.write_alias(session, name, alias, version, now=now, actor=actor,
+                                    reason=reason, force=force)
 
         version_id = self.db.transact(write)
         with self.db.read() as session:
             return self._version_record(session, session.get(ModelVersion, version_id))
+
+    def write_alias(self, session: Session, name: str, alias: str, version: int, *,
+                    now: float, actor: str | None, reason: str | None = None,
+                    force: bool = False) -> str:
+        """:meth:`set_alias` inside the caller's transaction (a rollout's promotion and
+        the ``@champion`` it earns commit together); returns the version's row id."""
+        model = self._model(session, name, lock=True)
+        target = self._version_row(session, model, version)
+        if target.status in UNSERVABLE and not force:
+            raise ConflictError(
+                f"{name}:{version} is {target.status}; pointing {alias!r} at it needs "
+                "force (--force on the command line)"
+            )
+        current = session.get(ModelAlias, (model.id, alias))
+        previous = None
+        if current is not None:
+            previous = session.get(ModelVersion, current.version_id)
+            if current.version_id == target.id:
+                return target.id  # already there: no event for a non-change
+            current.version_id = target.id
+            current.updated_at = now
+        else:
+            session.add(ModelAlias(model_id=model.id, alias=alias, version_id=target.id,
+                                   updated_at=now))
+        record_event(
+            session, at=now, kind="alias_set", entity_type="model", entity_id=model.id,
+            actor=actor, reason=reason,
+            payload={"model": name, "alias": alias, "version": version,
+                     "previous_version": previous.version if previous else None},
+        )
+        return target.id
+
+    def alias_target(self, session: Session, name: str, alias: str) -> int | None:
+        """The version ``alias`` points at, read in the caller's transaction."""
+        model = self._model(session, name)
+        current = session.get(ModelAlias, (model.id, alias))
+        row = None if current is None else session.get(ModelVersion, current.version_id)
+        return None if row is None else row.version
+
+    def is_servable(self, session: Session, name: str, version: int) -> bool:
+        """Whether ``name:version`` may carry an alias without force."""
+        return self._version_row(session, self._model(session, name),
+                                 version).status not in UNSERVABLE
 
     def remove_alias(
         self, name: str, alias: str, *, now: float, actor: str | None, reason: str | None = None

@@ -16,7 +16,7 @@ and gets a ConflictError.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -68,9 +68,11 @@ class RolloutRepository:
         self.db = db
 
     def create(self, fields: Mapping[str, Any], settings: dict[str, Any], *, now: float,
-               actor: str | None, reason: str | None) -> RolloutRecord:
+               actor: str | None, reason: str | None,
+               also: Callable[[Session, RolloutRecord], None] | None = None) -> RolloutRecord:
         """Store a new rollout (status ``running`` unless ``fields`` say otherwise) and
-        set the traffic of its first state, with a ``rollout.started`` event."""
+        set the traffic of its first state, with a ``rollout.started`` event; ``also``
+        writes what must commit with it (a blue-green switch's ``@champion``)."""
         def write(session: Session) -> RolloutRecord:
             deployment = fields["deployment"]
             if _active(session, deployment) is not None:
@@ -85,6 +87,8 @@ class RolloutRepository:
             record_event(session, at=now, kind="rollout.started", entity_type="deployment",
                          entity_id=deployment, actor=actor, reason=reason,
                          payload={"rollout": row.id, **_summary(row)})
+            if also is not None:
+                also(session, _record(row))
             return _record(row)
 
         try:
@@ -97,11 +101,14 @@ class RolloutRepository:
                    settings: dict[str, Any] | None, kind: str, now: float,
                    actor: str | None, reason: str | None,
                    payload: Mapping[str, Any] | None = None,
-                   read_at: float | None = None) -> RolloutRecord:
+                   read_at: float | None = None,
+                   also: Callable[[Session, RolloutRecord], None] | None = None,
+                   ) -> RolloutRecord:
         """Move a rollout in status ``expect`` (else ConflictError): apply ``changes``,
         set ``settings`` as the deployment's traffic (None: leave it), and record a
         ``kind`` event. ``read_at``: the ``updated_at`` of the state the decision was
-        taken on; if the rollout moved since, the decision is stale (ConflictError)."""
+        taken on; if the rollout moved since, the decision is stale (ConflictError).
+        ``also`` writes what must commit with the move (a promotion's ``@champion``)."""
         def write(session: Session) -> RolloutRecord:
             row = session.get(Rollout, rollout_id, with_for_update=True)
             if row is None:
@@ -122,6 +129,8 @@ class RolloutRepository:
                          entity_id=row.deployment, actor=actor, reason=reason,
                          payload={"rollout": row.id, **_summary(row), **(payload or {})})
             session.flush()
+            if also is not None:
+                also(session, _record(row))
             return _record(row)
 
         return self.db.transact(write)
