@@ -20,6 +20,7 @@ from tidal.cli_monitor import label, monitor_app
 from tidal.cli_review import review_app
 from tidal.cli_rollout import controller, deploy, rollback, rollout_app, why
 from tidal.cli_serve import predictions_app, serve
+from tidal.cli_ui import ui
 from tidal.core.errors import TidalError
 from tidal.core.ids import short_id
 
@@ -35,6 +36,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
 app.add_typer(data_app, name="data")
 app.command("serve")(serve)
+app.command("ui")(ui)
 app.add_typer(predictions_app, name="predictions")
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(monitor_app, name="monitor")

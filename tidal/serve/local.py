@@ -23,10 +23,11 @@ HOST = "127.0.0.1"
 
 
 class LocalServer:
-    """``create_app(project)`` served by uvicorn in a daemon thread until :meth:`stop`."""
+    """``create_app(project)`` (or another ASGI ``app``, e.g. the dashboard) served by
+    uvicorn in a daemon thread until :meth:`stop`."""
 
     def __init__(self, project: Any, token: str | None = None, *,
-                 start_timeout: float = 60.0) -> None:
+                 start_timeout: float = 60.0, app: Any = None) -> None:
         import uvicorn
 
         from tidal.serve.app import create_app
@@ -38,8 +39,8 @@ class LocalServer:
         self.url = f"http://{HOST}:{self.port}"
         self._connection: http.client.HTTPConnection | None = None
         self.server = uvicorn.Server(uvicorn.Config(
-            create_app(project), host=HOST, port=self.port, log_level="error",
-            timeout_keep_alive=24 * 3600))
+            app if app is not None else create_app(project), host=HOST, port=self.port,
+            log_level="error", timeout_keep_alive=24 * 3600))
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()),
                                        daemon=True)
         self.thread.start()
@@ -52,6 +53,15 @@ class LocalServer:
     def call(self, method: str, path: str, body: Any = None,
              headers: dict[str, str] | None = None) -> Any:
         """One JSON request; the answer's JSON body (a non-2xx answer raises)."""
+        status, payload = self.request(method, path, body, headers)
+        if status >= 300:
+            raise TidalError(f"the model server answered {status} to {method} {path}: "
+                             f"{payload[:300].decode(errors='replace')}")
+        return json.loads(payload)
+
+    def request(self, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """One request (a JSON ``body``); the status and the raw body."""
         data = None if body is None else json.dumps(body).encode()
         if self._connection is None:
             self._connection = http.client.HTTPConnection(HOST, self.port, timeout=60)
@@ -62,11 +72,7 @@ class LocalServer:
             sent["authorization"] = f"Bearer {self.token}"
         self._connection.request(method, path, body=data, headers=sent)
         answer = self._connection.getresponse()
-        payload = answer.read()
-        if answer.status >= 300:
-            raise TidalError(f"the model server answered {answer.status} to {method} {path}: "
-                             f"{payload[:300].decode(errors='replace')}")
-        return json.loads(payload)
+        return answer.status, answer.read()
 
     def stop(self) -> None:
         if self._connection is not None:

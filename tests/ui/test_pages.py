@@ -1,0 +1,135 @@
+"""The dashboard's pages against a live ``tidal ui`` app on 127.0.0.1, over a trained
+project with a deployment, a rollout in progress and its events. (The browser tests come
+with the rest of the pages.)"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+import tidal
+from tidal.control.rollout import Rollouts
+from tidal.core.config import RolloutSection
+from tidal.serve.local import LocalServer
+from tidal.ui.app import create_ui
+
+
+@pytest.fixture
+def dashboard(trained_project: Path, tmp_path: Path):
+    folder = tmp_path / "project"
+    shutil.copytree(trained_project, folder)
+    project = tidal.Project(folder)
+    project.set_deployment("elec2", "elec2:1", reason="first <b>deployment</b>")
+    Rollouts(project).start("elec2", project.model_version("elec2:2"),
+                            plan=RolloutSection(strategy="canary", steps=[0.25, 1.0]))
+    server = LocalServer(project, app=create_ui(project))
+    try:
+        yield server, project
+    finally:
+        server.stop()
+        project.close()
+
+
+class Links(HTMLParser):
+    """Every href and src of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.targets += [v for k, v in attrs if k in ("href", "src") and v]
+
+
+def _page(server: LocalServer, path: str) -> str:
+    status, body = server.request("GET", path)
+    assert status == 200, (path, status, body[:500])
+    return body.decode()
+
+
+def test_the_overview_shows_what_each_deployment_serves_and_the_latest_events(dashboard):
+    server, project = dashboard
+    page = _page(server, "/")
+    assert "elec2:1" in page and re.search(r"stable elec2:1: 75 %", page)
+    assert re.search(r"canary elec2:2: 25 %", page)  # the rollout's first step
+    assert "✔ healthy" in page  # no alert yet: said in words, not only in colour
+    assert "rollout.started" in page
+    # a reason from the store is text, never markup
+    assert "first &lt;b&gt;deployment&lt;/b&gt;" in page and "<b>deployment" not in page
+
+
+def test_the_event_timeline_filters_by_kind_and_by_what_it_concerns(dashboard):
+    server, project = dashboard
+    everything = _page(server, "/events")
+    rollouts = _page(server, "/events?kind=rollout")
+    kinds = set(re.findall(r'\?kind=([a-z_.]+)"', rollouts))
+    assert kinds == {"rollout.started"}, kinds
+    assert len(re.findall("<tr>", everything)) > len(re.findall("<tr>", rollouts))
+    about_model = _page(server, "/events?entity=elec2")
+    assert "concerning elec2" in about_model
+    nothing = _page(server, "/events?kind=no-such-kind")
+    assert "0 of 0 events" in nothing and "No events." in nothing
+
+
+def test_every_page_loads_its_styles_from_tidal_itself(dashboard):
+    server, _ = dashboard
+    for path in ("/", "/events"):
+        links = Links()
+        links.feed(_page(server, path))
+        assert links.targets and all(t.startswith(("/", "#")) for t in links.targets), \
+            links.targets  # nothing from another host: the dashboard works offline
+        for target in links.targets:
+            if target.startswith("/static/"):
+                status, body = server.request("GET", target)
+                assert status == 200 and body
+
+
+def test_a_deployment_page_shows_the_rollout_in_progress_and_why_it_serves(dashboard):
+    server, project = dashboard
+    page = _page(server, "/deployments/elec2")
+    assert "Rollout 1: elec2:2 replacing elec2:1 (canary), running" in page
+    assert re.search(r'<li class="reached current">25 % \(now\)</li>', page)
+    assert re.search(r"<li class=\"\">100 %", page)  # not reached yet
+    assert "Why this version is serving" in page and "elec2:1 is blessed" in page
+    assert "first &lt;b&gt;deployment&lt;/b&gt;" in page  # the change that made it stable
+    Rollouts(project).abort("elec2", reason="checked by hand")
+    after = _page(server, "/deployments/elec2")
+    assert "Rollout in progress</h2>\n<p>None.</p>" in after
+    assert "<td>aborted</td>" in after and "rollout.aborted" in after
+    status, body = server.request("GET", "/deployments/nope")
+    assert status == 404 and b"nope" in body and b"Traceback" not in body
+
+
+def test_tidal_ui_serves_the_dashboard_on_127_0_0_1(trained_project: Path, tmp_path: Path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    folder = tmp_path / "project"
+    shutil.copytree(trained_project, folder)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tidal", "ui", "--port", str(port), "--project", str(folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    try:
+        deadline, page = time.monotonic() + 60, None
+        while page is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+                    page = answer.read().decode()
+            except OSError:
+                assert process.poll() is None, process.stderr.read().decode()
+                time.sleep(0.2)
+        assert page is not None and "No deployment yet" in page
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
