@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from tidal import display
+from tidal.cli_options import ProjectOption
 from tidal.core.errors import TidalError
 
 DURABILITY = ("acknowledged", "async")
@@ -30,9 +31,7 @@ def serve(
                                                 "(default: [serve] workers, 1).")] = None,
     durability: Annotated[str | None, typer.Option(
         "--durability", help="acknowledged (respond once logged to disk) or async.")] = None,
-    project: Annotated[Path | None, typer.Option(
-        "--project", "-p", help="Project folder (default: nearest with tidal.toml).",
-        envvar="TIDAL_PROJECT_DIR", show_envvar=False)] = None,
+    project: ProjectOption = None,
 ) -> None:
     """Serve the project's deployments (Open Inference Protocol v2 and JSON records)."""
     try:
@@ -82,9 +81,7 @@ def compact_predictions(
         "log folder's sibling 'predictions-parquet').")] = None,
     delete: Annotated[bool, typer.Option(
         "--delete", help="Delete log segments once they are fully compacted.")] = False,
-    project: Annotated[Path | None, typer.Option(
-        "--project", "-p", help="Project folder (default: nearest with tidal.toml).",
-        envvar="TIDAL_PROJECT_DIR", show_envvar=False)] = None,
+    project: ProjectOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Turn the prediction log into Parquet partitioned by deployment and hour (exactly

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tidal import display
+from tidal.cli_options import ProjectOption
 from tidal.core.errors import TidalError
 
 DEFAULT_PORT = 8090
@@ -18,9 +18,7 @@ def ui(
     host: Annotated[str, typer.Option(
         "--host", help="Interface to bind (default 127.0.0.1: only this machine).")
     ] = "127.0.0.1",
-    project: Annotated[Path | None, typer.Option(
-        "--project", "-p", help="Project folder (default: nearest with tidal.toml).",
-        envvar="TIDAL_PROJECT_DIR", show_envvar=False)] = None,
+    project: ProjectOption = None,
 ) -> None:
     """Serve the dashboard: deployments, events (more pages to come)."""
     try:
