@@ -133,3 +133,28 @@ def test_tidal_ui_serves_the_dashboard_on_127_0_0_1(trained_project: Path, tmp_p
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_the_model_pages_show_versions_gate_slices_and_lineage(dashboard):
+    server, project = dashboard
+    listing = _page(server, "/models")
+    assert '<a href="/models/elec2">elec2</a>' in listing and "@champion → 1" in listing
+    versions = _page(server, "/models/elec2")
+    assert versions.index("elec2:2") < versions.index("elec2:1")  # newest first
+    assert "alias_set" in versions  # @champion's history
+    two = project.model_version("elec2:2")
+    page = _page(server, "/models/elec2/2")
+    gate = two.metrics["gate"]
+    assert ("✔ blessed" if gate["blessed"] else "✖ vetoed") in page
+    for check in gate["checks"]:  # every check of the verdict, with its sentence
+        assert check["check"] in page
+    assert f"accuracy (the gate's)</th><td>{two.metrics['overall']['accuracy']:.4g}" in page
+    assert "random_forest (chosen)" in page
+    # lineage: the steps that made these bytes, back to the data snapshot
+    for step in ("snapshot_data", "validate_data", "split_data", "train_candidate"):
+        assert f"<strong>{step}</strong>" in page
+    assert two.artifact_sha256 in page and two.dataset_hash in page
+    assert "feat_1" in page  # the signature
+    for missing in ("/models/nope", "/models/elec2/99"):
+        status, body = server.request("GET", missing)
+        assert status == 404 and b"Traceback" not in body

@@ -125,9 +125,7 @@ def run_standard(project: Project, *, executor: str | None = None,
         champion_slice_rows=champion.metrics.get("slices") if champion else None,
         candidate_name=chosen,
         candidate_vs_champion=rescored["candidate"] if rescored else None,
-        champion_basis=None if champion is None else
-        f"both on the {rescored['rows']} test rows the champion never saw" if rescored
-        else "the champion's own test score")
+        champion_basis=_champion_basis(champion, rescored, result))
     snapshot = result.output("snapshot_data")
     if chosen == SEGMENTED:
         onnx = {"exported": False, "max_difference": None, "reason": "a segmented model is "
@@ -332,6 +330,18 @@ def _rescore_champion(project: Project, setup: Setup, first: PipelineResult, cha
     if scores["rows"] < MIN_RESCORE_ROWS:
         return None, stage
     return scores, stage
+
+
+def _champion_basis(champion: Any, rescored: dict[str, Any] | None,
+                    first: PipelineResult) -> str | None:
+    """Where the gate's champion figures come from, for its message."""
+    if champion is None:
+        return None
+    if rescored:
+        return f"both on the {rescored['rows']} test rows the champion never saw"
+    if champion.dataset_hash == first.output("snapshot_data")["sha256"]:
+        return "both on the same test rows"
+    return "the champion's own test score, on older data"
 
 
 def _source(project: Project, source: Any) -> Any:

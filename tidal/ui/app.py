@@ -54,6 +54,10 @@ def create_ui(project: Project) -> Starlette:
         Route("/events", page(pages.events, "events.html"), name="events"),
         Route("/deployments/{name}", page(pages.deployment, "deployment.html"),
               name="deployment"),
+        Route("/models", page(pages.models, "models.html"), name="models"),
+        Route("/models/{name}", page(pages.model, "model.html"), name="model"),
+        Route("/models/{name}/{version:int}", page(pages.version, "version.html"),
+              name="version"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ])
 

@@ -92,3 +92,43 @@ def deployment(project: Project, request: Request) -> dict[str, Any]:
         "changes": list(reversed(project.deployments.history(name, limit=50))),
         "states": [s for s in project.monitoring.states(name) if s.state != "ok"],
     }
+
+
+def models(project: Project, request: Request) -> dict[str, Any]:
+    """Every registered model with its latest version and aliases."""
+    return {"title": "Models", "models": project.list_models()}
+
+
+def model(project: Project, request: Request) -> dict[str, Any]:
+    """One model's versions, newest first, with status, aliases and gate metric."""
+    from tidal.core.errors import NotFoundError
+
+    name = request.path_params["name"]
+    try:
+        versions = list(reversed(project.registry.list_versions(name)))
+    except NotFoundError as error:
+        return {"title": "Model not found", "status": 404, "message": str(error)}
+    aliases = [e for e in project.model_history(name) if e.kind == "alias_set"]
+    return {"title": f"Model {name}", "name": name, "versions": versions,
+            "alias_history": list(reversed(aliases))}
+
+
+def version(project: Project, request: Request) -> dict[str, Any]:
+    """One version: metrics overall and per slice, the gate's verdict and each check,
+    the candidates it beat, its signature, and its lineage back to the data."""
+    from tidal.core.errors import NotFoundError
+
+    name, number = request.path_params["name"], request.path_params["version"]
+    try:
+        record = project.model_version(f"{name}:{number}")
+    except NotFoundError as error:
+        return {"title": "Version not found", "status": 404, "message": str(error)}
+    metrics = record.metrics or {}
+    lineage = project.lineage.lineage(record.artifact_sha256)
+    return {"title": f"Model version {record.ref}", "version": record,
+            "metric": metrics.get("metric"), "overall": metrics.get("overall") or {},
+            "gate": metrics.get("gate") or {}, "slices": metrics.get("slices") or [],
+            "candidates": metrics.get("candidates") or {},
+            "chosen": metrics.get("chosen") or {}, "onnx": metrics.get("onnx") or {},
+            "trained_until": metrics.get("trained_until"),
+            "inputs": ((record.signature or {}).get("inputs") or []), "lineage": lineage}
