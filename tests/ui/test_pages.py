@@ -8,6 +8,7 @@ import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -158,3 +159,33 @@ def test_the_model_pages_show_versions_gate_slices_and_lineage(dashboard):
     for missing in ("/models/nope", "/models/elec2/99"):
         status, body = server.request("GET", missing)
         assert status == 404 and b"Traceback" not in body
+
+
+def _tracked(project: tidal.Project) -> list[str]:
+    """Three runs of a toy experiment, each with a loss curve over 20 steps."""
+    ids = []
+    for depth in (2, 4, 8):
+        with project.start_run("toy", name=f"depth-{depth}") as run:
+            run.log_params({"depth": depth, "lr": 0.1})
+            for step in range(20):
+                run.log_metric("loss", 1.0 / (1 + step * depth), step=step)
+            run.log_metric("accuracy", 0.5 + depth / 20)
+            ids.append(run.id)
+    return ids
+
+
+def test_the_runs_table_filters_sorts_and_compares(dashboard):
+    server, project = dashboard
+    ids = _tracked(project)
+    page = _page(server, "/runs?experiment=toy&filter=" + quote("metrics.accuracy > 0.65"))
+    assert "depth-4" in page and "depth-8" in page and "depth-2" not in page
+    ordered = _page(server, "/runs?experiment=toy&order=" + quote("metrics.accuracy ASC"))
+    assert ordered.index("depth-2") < ordered.index("depth-4") < ordered.index("depth-8")
+    assert "accuracy ▲" in ordered  # the sorted column says so
+    status, body = server.request("GET", "/runs?filter=" + quote("metrics.accuracy >>> 1"))
+    assert status == 400 and b'role="alert"' in body and b"Traceback" not in body
+    both = _page(server, f"/runs/compare?id={ids[0]}&id={ids[2]}")
+    assert re.search(r'<tr class="differs"><th scope="row">parameter depth', both)
+    assert re.search(r'<tr class=""><th scope="row">parameter lr', both)  # the same in both
+    one = _page(server, f"/runs/{ids[1]}")
+    assert "<svg" in one and "loss per step" in one and "depth</th><td>4</td>" in one

@@ -132,3 +132,95 @@ def version(project: Project, request: Request) -> dict[str, Any]:
             "chosen": metrics.get("chosen") or {}, "onnx": metrics.get("onnx") or {},
             "trained_until": metrics.get("trained_until"),
             "inputs": ((record.signature or {}).get("inputs") or []), "lineage": lineage}
+
+
+#: runs per page of the runs table
+RUNS_PER_PAGE = 100
+#: parameter and metric columns shown at most (the rest are on each run's page)
+MAX_COLUMNS = 8
+
+
+def runs(project: Project, request: Request) -> dict[str, Any]:
+    """The runs table: the tracking filter language (as ``tidal runs search``), sorting
+    by any column, a page of runs at a time; tick runs to compare them."""
+    from tidal.core.errors import ValidationError
+
+    query = request.query_params
+    text, order = query.get("filter", "").strip(), query.get("order", "").strip()
+    experiment = query.get("experiment", "").strip()
+    page = max(1, _int(query.get("page"), 1))
+    try:
+        found = project.search_runs(text or None, order_by=[order] if order else None,
+                                    experiments=[experiment] if experiment else None,
+                                    max_results=RUNS_PER_PAGE + 1,
+                                    offset=(page - 1) * RUNS_PER_PAGE)
+        error = None
+    except ValidationError as exc:
+        found, error = [], str(exc)
+    more = len(found) > RUNS_PER_PAGE
+    found = found[:RUNS_PER_PAGE]
+    params = _columns(run.params for run in found)
+    metrics = _columns(run.metrics for run in found)
+    experiments = [e.name for e in project.tracking.list_experiments()]
+    return {"title": "Runs", "runs": found, "filter": text, "order": order,
+            "experiment": experiment, "experiments": experiments, "error": error,
+            "status": 400 if error else 200, "params": params, "metrics": metrics,
+            "page": page, "more": more}
+
+
+def run(project: Project, request: Request) -> dict[str, Any]:
+    """One run: its parameters, each metric's curve over steps, tags and artifacts."""
+    from tidal.core.errors import NotFoundError
+    from tidal.ui.charts import line_chart
+
+    try:
+        record = project.get_run(request.path_params["run_id"])
+    except NotFoundError as error:
+        return {"title": "Run not found", "status": 404, "message": str(error)}
+    curves = {}
+    for key in sorted(record.metrics):
+        history = project.tracking.metric_history(record.id, key)
+        if len(history) > 1:
+            curves[key] = line_chart([(key, [(p.step, p.value) for p in history])],
+                                     title=f"{key} per step", x_label="step")
+    return {"title": f"Run {record.name or record.id[:12]}", "run": record,
+            "curves": curves}
+
+
+def compare(project: Project, request: Request) -> dict[str, Any]:
+    """Runs side by side: every parameter and metric, the rows that differ marked."""
+    from tidal.core.errors import NotFoundError
+
+    chosen = []
+    for run_id in request.query_params.getlist("id")[:10]:
+        try:
+            chosen.append(project.get_run(run_id))
+        except NotFoundError as error:
+            return {"title": "Run not found", "status": 404, "message": str(error)}
+    params = sorted({k for r in chosen for k in r.params})
+    metrics = sorted({k for r in chosen for k in r.metrics})
+    rows = [{"kind": "parameter", "key": k, "values": [r.params.get(k) for r in chosen]}
+            for k in params]
+    rows += [{"kind": "metric", "key": k,
+              "values": [r.metrics[k].value if k in r.metrics else None for r in chosen]}
+             for k in metrics]
+    for row in rows:
+        row["differs"] = len({repr(v) for v in row["values"]}) > 1
+    return {"title": "Compare runs", "runs": chosen, "rows": rows}
+
+
+def _columns(dicts: Any) -> list[str]:
+    """The keys that most of the rows have, most common first, at most MAX_COLUMNS."""
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    for values in dicts:
+        counts.update(values.keys())
+    return [key for key, _ in counts.most_common(MAX_COLUMNS)]
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default

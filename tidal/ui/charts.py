@@ -1,0 +1,86 @@
+"""Charts as inline SVG, drawn on the server: a page needs no script to show them and
+works offline. Written by hand rather than with a plotting library because each chart is
+a few lines and marks; series differ by dash pattern as well as colour (readable without
+colour), and every chart carries a text description for screen readers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+from markupsafe import Markup
+
+PALETTE = ("#0b5fa5", "#b3261e", "#1e7a3c", "#8a5a00", "#6b3fa0", "#3a3a3a")
+DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2", "10 4")
+Point = tuple[float, float]
+
+
+def line_chart(series: Sequence[tuple[str, Sequence[Point]]], *, title: str,
+               width: int = 640, height: int = 220, x_label: str = "",
+               y_label: str = "", thresholds: Sequence[tuple[str, float]] = (),
+               x_format: str = "{:g}") -> Markup:
+    """Lines of ``(x, y)`` points on shared axes, with horizontal threshold lines."""
+    points = [p for _, values in series for p in values
+              if math.isfinite(p[0]) and math.isfinite(p[1])]
+    if not points:
+        return Markup(f'<p class="empty">{escape(title)}: no points yet.</p>')
+    left, right, top, bottom = 56, 12, 14, 34
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points] + [value for _, value in thresholds]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    if y1 == y0:
+        y0, y1 = y0 - 1, y1 + 1
+    pad = (y1 - y0) * 0.05
+    y0, y1 = y0 - pad, y1 + pad
+
+    def sx(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def sy(y: float) -> float:
+        return top + (y1 - y) / (y1 - y0) * (height - top - bottom)
+
+    parts = [f'<svg role="img" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" aria-label="{escape(title)}"><title>{escape(title)}</title>',
+             f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" '
+             f'y2="{height - bottom}" stroke="#888"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#888"/>']
+    for value in (y0 + pad, (y0 + y1) / 2, y1 - pad):
+        parts.append(f'<text x="{left - 4}" y="{sy(value) + 4:.1f}" text-anchor="end" '
+                     f'font-size="11">{value:.4g}</text>')
+    for value, anchor in ((x0, "start"), (x1, "end")):
+        parts.append(f'<text x="{sx(value):.1f}" y="{height - bottom + 14}" '
+                     f'text-anchor="{anchor}" font-size="11">'
+                     f'{escape(x_format.format(value))}</text>')
+    if x_label:
+        parts.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height - 4}" '
+                     f'text-anchor="middle" font-size="11">{escape(x_label)}</text>')
+    if y_label:
+        parts.append(f'<text x="12" y="{top + 4}" font-size="11">{escape(y_label)}</text>')
+    for label, value in thresholds:
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(value):.1f}" '
+                     f'y2="{sy(value):.1f}" stroke="#b3261e" stroke-dasharray="3 3"/>'
+                     f'<text x="{width - right}" y="{sy(value) - 3:.1f}" text-anchor="end" '
+                     f'font-size="11">{escape(label)} {value:.4g}</text>')
+    for index, (name, values) in enumerate(series):
+        colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
+        finite = [p for p in values if math.isfinite(p[0]) and math.isfinite(p[1])]
+        path = " ".join(f"{'M' if i == 0 else 'L'}{sx(x):.1f},{sy(y):.1f}"
+                        for i, (x, y) in enumerate(finite))
+        parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="1.6"'
+                     + (f' stroke-dasharray="{dash}"' if dash else "")
+                     + f'><title>{escape(name)}</title></path>')
+        if len(finite) == 1:
+            x, y = finite[0]
+            parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}"/>')
+    parts.append("</svg>")
+    legend = "".join(
+        f'<li><svg width="28" height="8" aria-hidden="true"><line x1="0" y1="4" x2="28" '
+        f'y2="4" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="2"'
+        + (f' stroke-dasharray="{DASHES[i % len(DASHES)]}"' if DASHES[i % len(DASHES)] else "")
+        + f'/></svg> {escape(name)}</li>' for i, (name, _) in enumerate(series))
+    return Markup(f'<figure class="chart">{"".join(parts)}'
+                  f'<figcaption><ul class="legend">{legend}</ul></figcaption></figure>')
