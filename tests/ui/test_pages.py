@@ -189,3 +189,39 @@ def test_the_runs_table_filters_sorts_and_compares(dashboard):
     assert re.search(r'<tr class=""><th scope="row">parameter lr', both)  # the same in both
     one = _page(server, f"/runs/{ids[1]}")
     assert "<svg" in one and "loss per step" in one and "depth</th><td>4</td>" in one
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six days of Elec2 replayed through the whole loop, across the day the Victoria
+    columns start to vary (row 17,424): windows, drift alerts, labels, events."""
+    from tidal.control.replay import ReplaySpec, run_replay
+    from tidal.demo import elec2_frame
+
+    data = Path(__file__).resolve().parents[3] / "shared" / "data"
+    frame = elec2_frame(data).iloc[17_424 - 48 * 40:17_424 + 48 * 6].reset_index(drop=True)
+    spec = ReplaySpec(frame, time="time", target="target", candidates=["linear"],
+                      reference_online=False, policy="")
+    spec.train_until = frame["time"].iloc[48 * 40 - 48].tz_localize("UTC").timestamp()
+    folder = tmp_path_factory.mktemp("replayed") / "loop"
+    run_replay(spec, folder)
+    return folder
+
+
+def test_the_monitoring_page_draws_each_check_and_the_drift_heat_map(replayed: Path):
+    with tidal.Project(replayed) as project:
+        server = LocalServer(project, app=create_ui(project))
+        try:
+            page = _page(server, "/deployments/live/monitoring?span=30d")
+            alerts = [s for s in project.monitoring.states("live") if s.state == "alert"]
+        finally:
+            server.stop()
+    assert alerts and "✖ alert" in page  # the Victoria columns' drift
+    for state in alerts:
+        assert f"<th scope=\"row\">{state.check}</th><td>{state.subject or '—'}</td>" in page
+    # single-valued checks as lines with their thresholds, per-feature ones as a heat map
+    assert "drift_share per window" in page and ">alert 0.5</text>" in page
+    assert "drift per feature over time" in page
+    for feature in ("feat_4", "feat_5", "feat_6"):
+        assert re.search(rf"<title>{feature} [0-9-]+ [0-9:]+: [0-9.e+]+</title>", page)
+    assert page.count("<svg") >= 3 and 'aria-current="true">last 30d' in page

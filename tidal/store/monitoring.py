@@ -282,6 +282,17 @@ class MonitoringRepository:
             return [_point(v) for v in session.scalars(
                 query.order_by(CheckValue.window_end).limit(limit))]
 
+    def points_since(self, deployment: str, since: float, *,
+                     limit: int = 1_000_000) -> list[CheckPoint]:
+        """Every check's points in the windows ending after ``since``, oldest first
+        (one query for a dashboard page)."""
+        query = (select(CheckValue).where(CheckValue.deployment == deployment,
+                                          CheckValue.window_end > since)
+                 .order_by(CheckValue.window_end, CheckValue.check, CheckValue.subject)
+                 .limit(limit))
+        with self.db.read() as session:
+            return [_point(v) for v in session.scalars(query)]
+
     def recent_values(self, deployment: str, check: str, *, since: float,
                       before: float) -> dict[str, list[float]]:
         """Every subject's values of one check in the windows ending in ``(since,

@@ -54,6 +54,8 @@ def create_ui(project: Project) -> Starlette:
         Route("/events", page(pages.events, "events.html"), name="events"),
         Route("/deployments/{name}", page(pages.deployment, "deployment.html"),
               name="deployment"),
+        Route("/deployments/{name}/monitoring", page(pages.monitoring, "monitoring.html"),
+              name="monitoring"),
         Route("/runs", page(pages.runs, "runs.html"), name="runs"),
         Route("/runs/compare", page(pages.compare, "compare.html"), name="compare"),
         Route("/runs/{run_id}", page(pages.run, "run.html"), name="run"),

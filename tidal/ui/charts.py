@@ -6,7 +6,7 @@ colour), and every chart carries a text description for screen readers."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 from markupsafe import Markup
@@ -19,7 +19,7 @@ Point = tuple[float, float]
 def line_chart(series: Sequence[tuple[str, Sequence[Point]]], *, title: str,
                width: int = 640, height: int = 220, x_label: str = "",
                y_label: str = "", thresholds: Sequence[tuple[str, float]] = (),
-               x_format: str = "{:g}") -> Markup:
+               x_format: Callable[[float], str] = "{:g}".format) -> Markup:
     """Lines of ``(x, y)`` points on shared axes, with horizontal threshold lines."""
     points = [p for _, values in series for p in values
               if math.isfinite(p[0]) and math.isfinite(p[1])]
@@ -54,7 +54,7 @@ def line_chart(series: Sequence[tuple[str, Sequence[Point]]], *, title: str,
     for value, anchor in ((x0, "start"), (x1, "end")):
         parts.append(f'<text x="{sx(value):.1f}" y="{height - bottom + 14}" '
                      f'text-anchor="{anchor}" font-size="11">'
-                     f'{escape(x_format.format(value))}</text>')
+                     f'{escape(x_format(value))}</text>')
     if x_label:
         parts.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height - 4}" '
                      f'text-anchor="middle" font-size="11">{escape(x_label)}</text>')
@@ -84,3 +84,41 @@ def line_chart(series: Sequence[tuple[str, Sequence[Point]]], *, title: str,
         + f'/></svg> {escape(name)}</li>' for i, (name, _) in enumerate(series))
     return Markup(f'<figure class="chart">{"".join(parts)}'
                   f'<figcaption><ul class="legend">{legend}</ul></figcaption></figure>')
+
+
+def heat_map(rows: Sequence[tuple[str, Sequence[float | None]]], columns: Sequence[str], *,
+             title: str, high: float, cell: int = 10, label_width: int = 120) -> Markup:
+    """A grid of values (a row per subject, a column per time bucket) shaded from white
+    (0) to dark (``high`` or more); each cell's value is in its tooltip, and the values
+    over ``high`` are also marked with a dot, so the picture reads without colour."""
+    if not rows or not columns:
+        return Markup(f'<p class="empty">{escape(title)}: no points yet.</p>')
+    width = label_width + cell * len(columns) + 4
+    height = cell * len(rows) + 30
+    parts = [f'<svg role="img" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+    for r, (name, values) in enumerate(rows):
+        y = r * cell
+        parts.append(f'<text x="{label_width - 4}" y="{y + cell - 1}" text-anchor="end" '
+                     f'font-size="{cell}">{escape(name)}</text>')
+        for c, value in enumerate(values):
+            x = label_width + c * cell
+            if value is None or not math.isfinite(value):
+                shade, text = "#f4f4f4", "no value"
+            else:
+                level = max(0.0, min(1.0, value / high)) if high > 0 else 0.0
+                tone = int(255 - level * 200)
+                shade, text = f"rgb({tone},{tone},255)", f"{value:.4g}"
+            parts.append(f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
+                         f'fill="{shade}"><title>{escape(name)} {escape(columns[c])}: '
+                         f'{text}</title></rect>')
+            if value is not None and math.isfinite(value) and value >= high:
+                parts.append(f'<circle cx="{x + cell / 2 - 0.5}" cy="{y + cell / 2 - 0.5}" '
+                             f'r="{cell / 5}" fill="#fff"/>')
+    bottom = len(rows) * cell + 14
+    parts.append(f'<text x="{label_width}" y="{bottom}" font-size="11">'
+                 f'{escape(columns[0])}</text><text x="{width - 4}" y="{bottom}" '
+                 f'text-anchor="end" font-size="11">{escape(columns[-1])}</text>')
+    parts.append("</svg>")
+    return Markup(f'<figure class="chart">{"".join(parts)}<figcaption>darker: higher; a '
+                  f'white dot: at or over {high:.4g}</figcaption></figure>')

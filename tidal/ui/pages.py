@@ -224,3 +224,75 @@ def _int(text: str | None, default: int) -> int:
         return int(text) if text else default
     except ValueError:
         return default
+
+
+DAY = 86_400.0
+#: the monitoring page's time spans, in days
+SPANS = {"1d": 1, "7d": 7, "30d": 30, "365d": 365}
+#: heat map columns at most (longer spans are bucketed, each bucket showing its maximum)
+HEAT_COLUMNS = 120
+
+
+def monitoring(project: Project, request: Request) -> dict[str, Any]:
+    """A deployment's checks over a span: alert states; each single-valued check as a
+    line with its warn and alert thresholds; each per-feature check (drift, missing
+    values, schema, slices) as a heat map of features over time."""
+    import time
+
+    from tidal.core.errors import NotFoundError
+    from tidal.monitor.alerts import Rules
+    from tidal.ui.charts import heat_map, line_chart
+
+    name = request.path_params["name"]
+    try:
+        project.get_deployment(name)
+    except NotFoundError as error:
+        return {"title": "Deployment not found", "status": 404, "message": str(error)}
+    span = request.query_params.get("span", "7d")
+    span = span if span in SPANS else "7d"
+    latest = project.monitoring.latest_window(name)
+    context: dict[str, Any] = {"title": f"Monitoring {name}", "name": name, "span": span,
+                               "spans": list(SPANS), "lines": [], "maps": [],
+                               "states": project.monitoring.states(name),
+                               "latest": latest}
+    if latest is None:
+        return context
+    since = latest.end - SPANS[span] * DAY
+    rules = Rules(project.settings.monitor.alerts)
+    by_check: dict[str, dict[str, list[Any]]] = {}
+    for point in project.monitoring.points_since(name, since):
+        by_check.setdefault(point.check, {}).setdefault(point.subject, []).append(point)
+
+    def day(epoch: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
+
+    for check, subjects in sorted(by_check.items()):
+        if list(subjects) == [""]:
+            rule = rules.rule_for(check, "")
+            marks = [(label, value) for label, value in
+                     (("warn", getattr(rule, "warn", None)),
+                      ("alert", getattr(rule, "alert", None))) if value is not None]
+            context["lines"].append({"check": check, "chart": line_chart(
+                [(check, [(p.window_end, p.value) for p in subjects[""]
+                          if p.value is not None])],
+                title=f"{check} per window", thresholds=marks, x_format=day)})
+            continue
+        ends = sorted({p.window_end for points in subjects.values() for p in points})
+        size = max(1, -(-len(ends) // HEAT_COLUMNS))
+        buckets = [ends[i:i + size] for i in range(0, len(ends), size)]
+        column = {end: i for i, bucket in enumerate(buckets) for end in bucket}
+        rows = []
+        for subject, points in sorted(subjects.items()):
+            values: list[float | None] = [None] * len(buckets)
+            for p in points:
+                if p.value is not None:
+                    at = column[p.window_end]
+                    values[at] = p.value if values[at] is None else max(values[at], p.value)
+            rows.append((subject or "(all)", values))
+        rule = rules.rule_for(check, "*") or rules.rule_for(check, "")
+        high = getattr(rule, "alert", None) or max(
+            (v for _, values in rows for v in values if v is not None), default=1.0) or 1.0
+        context["maps"].append({"check": check, "chart": heat_map(
+            rows, [day(bucket[-1]) for bucket in buckets],
+            title=f"{check} per feature over time", high=float(high))})
+    return context
