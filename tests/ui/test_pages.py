@@ -225,3 +225,53 @@ def test_the_monitoring_page_draws_each_check_and_the_drift_heat_map(replayed: P
     for feature in ("feat_4", "feat_5", "feat_6"):
         assert re.search(rf"<title>{feature} [0-9-]+ [0-9:]+: [0-9.e+]+</title>", page)
     assert page.count("<svg") >= 3 and 'aria-current="true">last 30d' in page
+
+
+TOKEN = "admin-token-for-the-dashboard-tests"
+
+
+def test_changes_need_the_admin_token_a_csrf_token_and_a_confirmation(dashboard,
+                                                                      monkeypatch):
+    import httpx
+
+    from tidal.store.events import list_events
+
+    monkeypatch.setenv("TIDAL_ADMIN_TOKEN", TOKEN)
+    server, project = dashboard
+    with httpx.Client(base_url=server.url) as browser:
+        page = browser.get("/deployments/elec2").text
+        assert "to roll back, promote or abort" in page and 'name="csrf"' not in page
+        # no session: refused, nothing changed
+        refused = browser.post("/deployments/elec2/promote",
+                               data={"confirm": "yes", "csrf": "guess"})
+        assert refused.status_code == 403
+        assert project.get_deployment("elec2").canary_version == 2
+        assert browser.post("/login", data={"token": "wrong"}).status_code == 403
+        # a redirect after login stays on this site
+        logged = browser.post("/login?next=//evil.example", data={"token": TOKEN})
+        assert logged.status_code == 303 and logged.headers["location"] == "/"
+        cookie = logged.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and TOKEN not in cookie
+        page = browser.get("/deployments/elec2").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        # a session without the form's CSRF token (another site's form): refused
+        forged = browser.post("/deployments/elec2/promote", data={"confirm": "yes"})
+        assert forged.status_code == 403
+        unconfirmed = browser.post("/deployments/elec2/promote", data={"csrf": csrf})
+        assert "tick the confirmation" in browser.get(unconfirmed.headers["location"]).text
+        assert project.get_deployment("elec2").canary_version == 2
+        done = browser.post("/deployments/elec2/promote", data={
+            "csrf": csrf, "confirm": "yes", "reason": "looks good <b>to me</b>"})
+        assert done.status_code == 303
+        assert "✔ promote: done" in browser.get(done.headers["location"]).text
+        assert project.get_deployment("elec2").stable_version == 2
+        event = list_events(project.db, kind="rollout.promoted", newest_first=True)[0]
+        assert (event.actor, event.reason) == ("dashboard", "looks good <b>to me</b>")
+        browser.post("/deployments/elec2/rollback", data={"csrf": csrf, "confirm": "yes"})
+        assert project.get_deployment("elec2").stable_version == 1
+        # a mistake comes back as a message on the page, never a traceback
+        again = browser.post("/deployments/elec2/abort", data={"csrf": csrf, "confirm": "yes"})
+        assert "no rollout in progress" in browser.get(again.headers["location"]).text
+        browser.post("/logout", data={"csrf": csrf})
+        assert browser.post("/deployments/elec2/rollback", data={
+            "csrf": csrf, "confirm": "yes"}).status_code == 403

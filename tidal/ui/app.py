@@ -1,30 +1,40 @@
-"""The dashboard's ASGI app: one Starlette route per page, the templates, the static files.
+"""The dashboard's ASGI app: one Starlette route per page, the templates, the static files,
+and the few actions an admin may take.
 
-Read-only: every page reads the store through the project's repositories (a fresh read
-per request, so what the CLI and the controller write shows at the next load). The
-actions that change something (rollback, promote, labels) come with the admin token and
-a CSRF check in a later step; until then there is no write route at all.
+Pages read the store through the project's repositories (a fresh read per request, so
+what the CLI and the controller write shows at the next load). Actions (rollback,
+promote, abort) are POSTs that need a logged-in admin session and the form's CSRF token
+(:mod:`tidal.ui.auth`), a ticked confirmation and, optionally, a reason; they go through
+:class:`~tidal.control.rollout.Rollouts` like the CLI's, so each is recorded as an event
+with the actor ``dashboard``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from tidal.core.errors import TidalError
 from tidal.ui import pages
+from tidal.ui.auth import COOKIE, SESSION_SECONDS, Sessions
 
 if TYPE_CHECKING:
     from tidal.project import Project
 
 STATIC = Path(__file__).parent / "static"
+ACTOR = "dashboard"
+#: what the deployment page's buttons do
+ACTIONS = ("rollback", "promote", "abort")
 
 
 def create_ui(project: Project) -> Starlette:
@@ -34,20 +44,72 @@ def create_ui(project: Project) -> Starlette:
                             trim_blocks=True, lstrip_blocks=True)
     templates.filters["when"] = _when
     templates.filters["ago"] = _ago
+    sessions = Sessions(project.settings.serve.admin_token_env)
 
-    def page(build: Any, template: str) -> Any:
-        async def endpoint(request: Request) -> HTMLResponse:
-            context = build(project, request)
-            if context.get("status") == 404:
-                template_name = "not_found.html"
-            else:
-                template_name = template
-            html = templates.get_template(template_name).render(
-                request=request, project_name=project.settings.project_dir.name,
-                url_for=lambda route, **params: request.url_for(route, **params).path,
-                **context)
-            return HTMLResponse(html, status_code=context.get("status", 200))
+    def render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
+        admin = sessions.get(request.cookies.get(COOKIE))
+        name = "not_found.html" if context.get("status") == 404 else template
+        html = templates.get_template(name).render(
+            request=request, project_name=project.settings.project_dir.name, admin=admin,
+            login_enabled=sessions.enabled,
+            url_for=lambda route, **params: request.url_for(route, **params).path,
+            **context)
+        return HTMLResponse(html, status_code=context.get("status", 200))
+
+    def page(build: Callable[..., dict[str, Any]], template: str
+             ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return render(request, template, build(project, request))
         return endpoint
+
+    async def login(request: Request) -> Response:
+        target = _local(request.query_params.get("next", "/"))
+        if request.method == "GET":
+            return render(request, "login.html", {"title": "Log in", "next": target})
+        form = await request.form()
+        session = sessions.login(str(form.get("token", "")))
+        if session is None:
+            return render(request, "login.html", {
+                "title": "Log in", "next": target, "status": 403,
+                "error": "That is not the admin token." if sessions.enabled else
+                f"No admin token is set: export {sessions.token_env} before tidal ui."})
+        answer = RedirectResponse(target, status_code=303)
+        answer.set_cookie(COOKIE, session.id, max_age=SESSION_SECONDS, httponly=True,
+                          samesite="strict", path="/")
+        return answer
+
+    async def logout(request: Request) -> Response:
+        form = await request.form()
+        session = sessions.get(request.cookies.get(COOKIE))
+        if not Sessions.csrf_ok(session, _text(form.get("csrf"))):
+            return _refused("the form's CSRF token does not match your session")
+        sessions.logout(request.cookies.get(COOKIE))
+        answer = RedirectResponse("/", status_code=303)
+        answer.delete_cookie(COOKIE, path="/")
+        return answer
+
+    async def act(request: Request) -> Response:
+        from tidal.control.rollout import Rollouts
+
+        name, action = request.path_params["name"], request.path_params["action"]
+        session = sessions.get(request.cookies.get(COOKIE))
+        form = await request.form()
+        if session is None:
+            return _refused("log in with the admin token first")
+        if not Sessions.csrf_ok(session, _text(form.get("csrf"))):
+            return _refused("the form's CSRF token does not match your session")
+        if action not in ACTIONS:
+            return _refused(f"unknown action {action!r}", 404)
+        back = request.url_for("deployment", name=name).path
+        if form.get("confirm") != "yes":
+            return RedirectResponse(f"{back}?error={quote('tick the confirmation first')}",
+                                    status_code=303)
+        reason = _text(form.get("reason")) or f"{action} from the dashboard"
+        try:
+            getattr(Rollouts(project, actor=ACTOR), action)(name, reason=reason)
+        except TidalError as error:
+            return RedirectResponse(f"{back}?error={quote(str(error))}", status_code=303)
+        return RedirectResponse(f"{back}?done={quote(action)}", status_code=303)
 
     return Starlette(routes=[
         Route("/", page(pages.overview, "overview.html"), name="overview"),
@@ -56,6 +118,7 @@ def create_ui(project: Project) -> Starlette:
               name="deployment"),
         Route("/deployments/{name}/monitoring", page(pages.monitoring, "monitoring.html"),
               name="monitoring"),
+        Route("/deployments/{name}/{action}", act, methods=["POST"], name="act"),
         Route("/runs", page(pages.runs, "runs.html"), name="runs"),
         Route("/runs/compare", page(pages.compare, "compare.html"), name="compare"),
         Route("/runs/{run_id}", page(pages.run, "run.html"), name="run"),
@@ -63,8 +126,30 @@ def create_ui(project: Project) -> Starlette:
         Route("/models/{name}", page(pages.model, "model.html"), name="model"),
         Route("/models/{name}/{version:int}", page(pages.version, "version.html"),
               name="version"),
+        Route("/login", login, methods=["GET", "POST"], name="login"),
+        Route("/logout", logout, methods=["POST"], name="logout"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ])
+
+
+def _refused(why: str, status: int = 403) -> Response:
+    return HTMLResponse(f"<!doctype html><title>Refused</title><p>Refused: {_escape(why)}. "
+                        f'<a href="/login">Log in</a></p>', status_code=status)
+
+
+def _escape(text: str) -> str:
+    from html import escape
+
+    return escape(text)
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) else None
+
+
+def _local(target: str) -> str:
+    """A redirect target on this site only (never ``//evil`` or ``https://evil``)."""
+    return target if target.startswith("/") and not target.startswith("//") else "/"
 
 
 def _when(epoch: float | None) -> str:
