@@ -275,3 +275,58 @@ def test_changes_need_the_admin_token_a_csrf_token_and_a_confirmation(dashboard,
         browser.post("/logout", data={"csrf": csrf})
         assert browser.post("/deployments/elec2/rollback", data={
             "csrf": csrf, "confirm": "yes"}).status_code == 403
+
+
+def test_a_label_given_on_the_review_page_reaches_the_feedback_table(replayed: Path,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch):
+    import httpx
+
+    from tidal.control.traffic import read_traffic
+    from tidal.store.review import NewReviewItem
+
+    monkeypatch.setenv("TIDAL_ADMIN_TOKEN", TOKEN)
+    folder = tmp_path / "loop"
+    shutil.copytree(replayed, folder)
+    with tidal.Project(folder) as project:
+        served = read_traffic(project, "live", 0, 4e9).stable.slice(0, 2).to_pylist()
+        project.review.add([NewReviewItem(
+            deployment="live", request_id=row["request_id"], row=row["row"],
+            event_time=row["event_time"].timestamp(), reason="a sample for the test",
+            inputs={"feat_2": row["in.feat_2"]}, outputs={"label": row["out.label"]})
+            for row in served], now=project.clock.now())
+        labels_before = project.feedback.count("live")
+        key = (served[0]["request_id"], served[0]["row"])
+        truth = project.feedback.labels_for("live", [key[0]]).by_request[key][1]
+        given = 1 - int(truth)  # the reviewer disagrees with the label that came back
+        server = LocalServer(project, app=create_ui(project))
+        try:
+            with httpx.Client(base_url=server.url) as browser:
+                queue = browser.get("/review/live").text
+                assert "Waiting (2)" in queue and "to label items" in queue
+                browser.post("/login", data={"token": TOKEN})
+                csrf = re.search(r'name="csrf" value="([^"]+)"',
+                                 browser.get("/review/live").text).group(1)
+                claimed = browser.post("/review/live/next",
+                                       data={"csrf": csrf, "reviewer": "ann"})
+                item_page = browser.get(claimed.headers["location"]).text
+                assert 'data-key="1"' in item_page and 'data-key="u"' in item_page
+                assert "keys.js" in item_page
+                first = int(re.search(r"/review/live/items/(\d+)/answer", item_page).group(1))
+                answered = browser.post(f"/review/live/items/{first}/answer", data={
+                    "csrf": csrf, "reviewer": "ann", "answer": str(given)})
+                assert f"label {given}" in browser.get(answered.headers["location"]).text
+                second = browser.post("/review/live/next", data={"csrf": csrf,
+                                                                 "reviewer": "ann"})
+                other = int(re.search(r"items/(\d+)", second.headers["location"]).group(1))
+                browser.post(f"/review/live/items/{other}/answer", data={
+                    "csrf": csrf, "reviewer": "ann", "answer": "unsure"})
+                assert browser.get("/review/live").text.count("Waiting (0)") == 1
+                assert browser.get("/static/keys.js").status_code == 200
+        finally:
+            server.stop()
+        answers = {a["item"]: a for a in project.review.answers("live")}
+        assert answers[first]["label"] == given and answers[other]["unsure"]
+        assert project.feedback.count("live") == labels_before + 1  # the label, not unsure
+        # the later label wins: the reviewer's is now the prediction's label
+        assert project.feedback.labels_for("live", [key[0]]).by_request[key][1] == given

@@ -134,6 +134,16 @@ class ReviewRepository:
                 .group_by(ReviewLabel.item_id)).all()) if rows else {}
             return [_record(r, counts.get(r.id, 0)) for r in rows]
 
+    def get(self, item_id: int, deployment: str | None = None) -> ReviewItemRecord | None:
+        """One item by id (of ``deployment`` when given), with its answer count."""
+        with self.db.read() as session:
+            row = session.get(ReviewItem, item_id)
+            if row is None or (deployment is not None and row.deployment != deployment):
+                return None
+            count = session.scalar(select(func.count()).where(
+                ReviewLabel.item_id == item_id)) or 0
+            return _record(row, count)
+
     def answers(self, deployment: str) -> list[dict[str, Any]]:
         """Every answer on the deployment's items (item, reviewer, label, unsure, ...)."""
         with self.db.read() as session:

@@ -92,12 +92,10 @@ def create_ui(project: Project) -> Starlette:
         from tidal.control.rollout import Rollouts
 
         name, action = request.path_params["name"], request.path_params["action"]
-        session = sessions.get(request.cookies.get(COOKIE))
         form = await request.form()
-        if session is None:
-            return _refused("log in with the admin token first")
-        if not Sessions.csrf_ok(session, _text(form.get("csrf"))):
-            return _refused("the form's CSRF token does not match your session")
+        refused = _check(sessions, request, form)
+        if refused is not None:
+            return refused
         if action not in ACTIONS:
             return _refused(f"unknown action {action!r}", 404)
         back = request.url_for("deployment", name=name).path
@@ -110,6 +108,52 @@ def create_ui(project: Project) -> Starlette:
         except TidalError as error:
             return RedirectResponse(f"{back}?error={quote(str(error))}", status_code=303)
         return RedirectResponse(f"{back}?done={quote(action)}", status_code=303)
+
+    async def claim(request: Request) -> Response:
+        """Claim the next item the reviewer has not answered, and show it."""
+        name = request.path_params["name"]
+        form = await request.form()
+        refused = _check(sessions, request, form)
+        if refused is not None:
+            return refused
+        reviewer = _text(form.get("reviewer")) or ACTOR
+        item = project.review.claim_next(
+            name, reviewer, now=project.clock.now(),
+            claim_seconds=project.settings.monitor.review.claim_timeout)
+        back = request.url_for("review", name=name).path
+        if item is None:
+            return RedirectResponse(f"{back}?done={quote('nothing left for ' + reviewer)}",
+                                    status_code=303)
+        target = request.url_for("review_item", name=name, item=item.id).path
+        return RedirectResponse(f"{target}?reviewer={quote(reviewer)}", status_code=303)
+
+    async def answer(request: Request) -> Response:
+        """A reviewer's answer: a label (it also becomes feedback), or unsure."""
+        from tidal.monitor.review import answer as record_answer
+
+        name, number = request.path_params["name"], request.path_params["item"]
+        form = await request.form()
+        refused = _check(sessions, request, form)
+        if refused is not None:
+            return refused
+        reviewer = _text(form.get("reviewer")) or ACTOR
+        unsure = form.get("answer") == "unsure"
+        label = None if unsure else _label(_text(form.get("label")) or
+                                           _text(form.get("answer")))
+        here = request.url_for("review_item", name=name, item=number).path
+        if project.review.get(number, name) is None:
+            return _refused(f"no review item {number} in {name!r}", 404)
+        try:
+            record_answer(project, number, reviewer, label=label, unsure=unsure,
+                          familiar=form.get("unfamiliar") != "yes",
+                          note=_text(form.get("note")) or None)
+        except TidalError as error:
+            return RedirectResponse(f"{here}?reviewer={quote(reviewer)}&error="
+                                    f"{quote(str(error))}", status_code=303)
+        said = "unsure" if unsure else f"label {label!r}"
+        back = request.url_for("review", name=name).path
+        return RedirectResponse(f"{back}?reviewer={quote(reviewer)}&done="
+                                f"{quote(f'item {number}: {said}')}", status_code=303)
 
     return Starlette(routes=[
         Route("/", page(pages.overview, "overview.html"), name="overview"),
@@ -126,10 +170,39 @@ def create_ui(project: Project) -> Starlette:
         Route("/models/{name}", page(pages.model, "model.html"), name="model"),
         Route("/models/{name}/{version:int}", page(pages.version, "version.html"),
               name="version"),
+        Route("/review/{name}", page(pages.review, "review.html"), name="review"),
+        Route("/review/{name}/next", claim, methods=["POST"], name="review_next"),
+        Route("/review/{name}/items/{item:int}", page(pages.review_item, "review_item.html"),
+              name="review_item"),
+        Route("/review/{name}/items/{item:int}/answer", answer, methods=["POST"],
+              name="review_answer"),
         Route("/login", login, methods=["GET", "POST"], name="login"),
         Route("/logout", logout, methods=["POST"], name="logout"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ])
+
+
+def _check(sessions: Sessions, request: Request, form: Any) -> Response | None:
+    """None when the request comes from a logged-in admin's own form, else the refusal."""
+    session = sessions.get(request.cookies.get(COOKIE))
+    if session is None:
+        return _refused("log in with the admin token first")
+    if not Sessions.csrf_ok(session, _text(form.get("csrf"))):
+        return _refused("the form's CSRF token does not match your session")
+    return None
+
+
+def _label(text: str | None) -> Any:
+    """A label as typed or as its button sends it: JSON when it parses (1, 2.5,
+    true), else the text itself."""
+    import json
+
+    if text is None or text == "":
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def _refused(why: str, status: int = 403) -> Response:

@@ -296,3 +296,38 @@ def monitoring(project: Project, request: Request) -> dict[str, Any]:
             rows, [day(bucket[-1]) for bucket in buckets],
             title=f"{check} per feature over time", high=float(high))})
     return context
+
+
+def review(project: Project, request: Request) -> dict[str, Any]:
+    """A deployment's review queue (open and claimed items), the answered ones, and
+    how often reviewers agree, per reviewer pair and per class."""
+    from tidal.core.errors import NotFoundError
+
+    name = request.path_params["name"]
+    try:
+        project.get_deployment(name)
+    except NotFoundError as error:
+        return {"title": "Deployment not found", "status": 404, "message": str(error)}
+    waiting = [*project.review.items(name, status="claimed"),
+               *project.review.items(name, status="open")]
+    return {"title": f"Review {name}", "name": name, "waiting": waiting,
+            "agreement": project.review.agreement(name)}
+
+
+def review_item(project: Project, request: Request) -> dict[str, Any]:
+    """One item: its inputs, the served model's output and the shadow's, and the
+    answers to give (a class button each, with keys 1-9; unsure; a note)."""
+    name, number = request.path_params["name"], request.path_params["item"]
+    item = project.review.get(number, name)
+    if item is None:
+        return {"title": "Item not found", "status": 404,
+                "message": f"no review item {number} in deployment {name!r}"}
+    classes: list[Any] = []
+    try:
+        deployment = project.get_deployment(name)
+        version = project.model_version(f"{deployment.model}:{deployment.stable_version}")
+        classes = list((version.signature or {}).get("classes") or [])
+    except Exception:  # noqa: BLE001 - the item stays reviewable without its classes
+        classes = []
+    return {"title": f"Review item {item.id}", "name": name, "item": item,
+            "classes": classes[:9]}
