@@ -62,6 +62,15 @@ def create_ui(project: Project) -> Starlette:
             return render(request, template, build(project, request))
         return endpoint
 
+    def admin_form(handler: Callable[[Request, Any], Awaitable[Response]]
+                   ) -> Callable[[Request], Awaitable[Response]]:
+        """A POST handler for a logged-in admin's own form (else refused, 403)."""
+        async def endpoint(request: Request) -> Response:
+            form = await request.form()
+            refused = _check(sessions, request, form)
+            return refused if refused is not None else await handler(request, form)
+        return endpoint
+
     async def login(request: Request) -> Response:
         target = _local(request.query_params.get("next", "/"))
         if request.method == "GET":
@@ -78,24 +87,16 @@ def create_ui(project: Project) -> Starlette:
                           samesite="strict", path="/")
         return answer
 
-    async def logout(request: Request) -> Response:
-        form = await request.form()
-        session = sessions.get(request.cookies.get(COOKIE))
-        if not Sessions.csrf_ok(session, _text(form.get("csrf"))):
-            return _refused("the form's CSRF token does not match your session")
+    async def logout(request: Request, form: Any) -> Response:
         sessions.logout(request.cookies.get(COOKIE))
         answer = RedirectResponse("/", status_code=303)
         answer.delete_cookie(COOKIE, path="/")
         return answer
 
-    async def act(request: Request) -> Response:
+    async def act(request: Request, form: Any) -> Response:
         from tidal.control.rollout import Rollouts
 
         name, action = request.path_params["name"], request.path_params["action"]
-        form = await request.form()
-        refused = _check(sessions, request, form)
-        if refused is not None:
-            return refused
         if action not in ACTIONS:
             return _refused(f"unknown action {action!r}", 404)
         back = request.url_for("deployment", name=name).path
@@ -109,13 +110,9 @@ def create_ui(project: Project) -> Starlette:
             return RedirectResponse(f"{back}?error={quote(str(error))}", status_code=303)
         return RedirectResponse(f"{back}?done={quote(action)}", status_code=303)
 
-    async def claim(request: Request) -> Response:
+    async def claim(request: Request, form: Any) -> Response:
         """Claim the next item the reviewer has not answered, and show it."""
         name = request.path_params["name"]
-        form = await request.form()
-        refused = _check(sessions, request, form)
-        if refused is not None:
-            return refused
         reviewer = _text(form.get("reviewer")) or ACTOR
         item = project.review.claim_next(
             name, reviewer, now=project.clock.now(),
@@ -127,15 +124,11 @@ def create_ui(project: Project) -> Starlette:
         target = request.url_for("review_item", name=name, item=item.id).path
         return RedirectResponse(f"{target}?reviewer={quote(reviewer)}", status_code=303)
 
-    async def answer(request: Request) -> Response:
+    async def answer(request: Request, form: Any) -> Response:
         """A reviewer's answer: a label (it also becomes feedback), or unsure."""
         from tidal.monitor.review import answer as record_answer
 
         name, number = request.path_params["name"], request.path_params["item"]
-        form = await request.form()
-        refused = _check(sessions, request, form)
-        if refused is not None:
-            return refused
         reviewer = _text(form.get("reviewer")) or ACTOR
         unsure = form.get("answer") == "unsure"
         label = None if unsure else _label(_text(form.get("label")) or
@@ -162,7 +155,8 @@ def create_ui(project: Project) -> Starlette:
               name="deployment"),
         Route("/deployments/{name}/monitoring", page(pages.monitoring, "monitoring.html"),
               name="monitoring"),
-        Route("/deployments/{name}/{action}", act, methods=["POST"], name="act"),
+        Route("/deployments/{name}/{action}", admin_form(act), methods=["POST"],
+              name="act"),
         Route("/runs", page(pages.runs, "runs.html"), name="runs"),
         Route("/runs/compare", page(pages.compare, "compare.html"), name="compare"),
         Route("/runs/{run_id}", page(pages.run, "run.html"), name="run"),
@@ -171,13 +165,14 @@ def create_ui(project: Project) -> Starlette:
         Route("/models/{name}/{version:int}", page(pages.version, "version.html"),
               name="version"),
         Route("/review/{name}", page(pages.review, "review.html"), name="review"),
-        Route("/review/{name}/next", claim, methods=["POST"], name="review_next"),
+        Route("/review/{name}/next", admin_form(claim), methods=["POST"],
+              name="review_next"),
         Route("/review/{name}/items/{item:int}", page(pages.review_item, "review_item.html"),
               name="review_item"),
-        Route("/review/{name}/items/{item:int}/answer", answer, methods=["POST"],
-              name="review_answer"),
+        Route("/review/{name}/items/{item:int}/answer", admin_form(answer),
+              methods=["POST"], name="review_answer"),
         Route("/login", login, methods=["GET", "POST"], name="login"),
-        Route("/logout", logout, methods=["POST"], name="logout"),
+        Route("/logout", admin_form(logout), methods=["POST"], name="logout"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ])
 
