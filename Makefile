@@ -23,7 +23,15 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/tidal demo --data $(DATA)
 
-test: $(VENV)/.dev-installed
+# The dashboard's browser tests drive Debian's Chromium (Playwright comes with the dev
+# extra); without it they are skipped (and fail under CI=true), so install it here.
+$(VENV)/.browser-installed: | $(BIN)/python
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	    echo "could not install chromium: the browser tests will say so"
+	touch $@
+
+test: $(VENV)/.dev-installed $(VENV)/.browser-installed
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.dev-installed

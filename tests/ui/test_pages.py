@@ -191,23 +191,6 @@ def test_the_runs_table_filters_sorts_and_compares(dashboard):
     assert "<svg" in one and "loss per step" in one and "depth</th><td>4</td>" in one
 
 
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six days of Elec2 replayed through the whole loop, across the day the Victoria
-    columns start to vary (row 17,424): windows, drift alerts, labels, events."""
-    from tidal.control.replay import ReplaySpec, run_replay
-    from tidal.demo import elec2_frame
-
-    data = Path(__file__).resolve().parents[3] / "shared" / "data"
-    frame = elec2_frame(data).iloc[17_424 - 48 * 40:17_424 + 48 * 6].reset_index(drop=True)
-    spec = ReplaySpec(frame, time="time", target="target", candidates=["linear"],
-                      reference_online=False, policy="")
-    spec.train_until = frame["time"].iloc[48 * 40 - 48].tz_localize("UTC").timestamp()
-    folder = tmp_path_factory.mktemp("replayed") / "loop"
-    run_replay(spec, folder)
-    return folder
-
-
 def test_the_monitoring_page_draws_each_check_and_the_drift_heat_map(replayed: Path):
     with tidal.Project(replayed) as project:
         server = LocalServer(project, app=create_ui(project))

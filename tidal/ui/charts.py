@@ -87,13 +87,14 @@ def line_chart(series: Sequence[tuple[str, Sequence[Point]]], *, title: str,
 
 
 def heat_map(rows: Sequence[tuple[str, Sequence[float | None]]], columns: Sequence[str], *,
-             title: str, high: float, cell: int = 10, label_width: int = 120) -> Markup:
+             title: str, high: float, cell: int = 14, label_width: int = 140) -> Markup:
     """A grid of values (a row per subject, a column per time bucket) shaded from white
     (0) to dark (``high`` or more); each cell's value is in its tooltip, and the values
     over ``high`` are also marked with a dot, so the picture reads without colour."""
     if not rows or not columns:
         return Markup(f'<p class="empty">{escape(title)}: no points yet.</p>')
-    width = label_width + cell * len(columns) + 4
+    wide = max(cell, min(40, 600 // len(columns)))  # short spans get wider cells
+    width = label_width + wide * len(columns) + 4
     height = cell * len(rows) + 30
     parts = [f'<svg role="img" viewBox="0 0 {width} {height}" width="{width}" '
              f'height="{height}" aria-label="{escape(title)}"><title>{escape(title)}</title>']
@@ -102,18 +103,18 @@ def heat_map(rows: Sequence[tuple[str, Sequence[float | None]]], columns: Sequen
         parts.append(f'<text x="{label_width - 4}" y="{y + cell - 1}" text-anchor="end" '
                      f'font-size="{cell}">{escape(name)}</text>')
         for c, value in enumerate(values):
-            x = label_width + c * cell
+            x = label_width + c * wide
             if value is None or not math.isfinite(value):
                 shade, text = "#f4f4f4", "no value"
             else:
                 level = max(0.0, min(1.0, value / high)) if high > 0 else 0.0
                 tone = int(255 - level * 200)
                 shade, text = f"rgb({tone},{tone},255)", f"{value:.4g}"
-            parts.append(f'<rect x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
+            parts.append(f'<rect x="{x}" y="{y}" width="{wide - 1}" height="{cell - 1}" '
                          f'fill="{shade}"><title>{escape(name)} {escape(columns[c])}: '
                          f'{text}</title></rect>')
             if value is not None and math.isfinite(value) and value >= high:
-                parts.append(f'<circle cx="{x + cell / 2 - 0.5}" cy="{y + cell / 2 - 0.5}" '
+                parts.append(f'<circle cx="{x + wide / 2 - 0.5}" cy="{y + cell / 2 - 0.5}" '
                              f'r="{cell / 5}" fill="#fff"/>')
     bottom = len(rows) * cell + 14
     parts.append(f'<text x="{label_width}" y="{bottom}" font-size="11">'
