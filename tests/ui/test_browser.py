@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ui_helpers import add_review_items
 
 import tidal
 from tidal.control.rollout import Rollouts
@@ -55,8 +56,6 @@ def browser() -> Iterator[Any]:
 def site(replayed: Path, tmp_path: Path, monkeypatch) -> Iterator[dict[str, Any]]:
     """The replayed project with a second model version switched in (so there is
     something to roll back), two review items, the dashboard and a model server."""
-    from tidal.control.traffic import read_traffic
-    from tidal.store.review import NewReviewItem
     from tidal.train.standard import run_standard
 
     monkeypatch.setenv("TIDAL_ADMIN_TOKEN", TOKEN)
@@ -66,12 +65,7 @@ def site(replayed: Path, tmp_path: Path, monkeypatch) -> Iterator[dict[str, Any]
     second = run_standard(project, progress=False)  # on the labelled rows it now has
     Rollouts(project).start("live", project.model_version(second["model"]),
                             strategy="blue_green", reason="a newer model")
-    served = read_traffic(project, "live", 0, 4e9).stable.slice(0, 2).to_pylist()
-    project.review.add([NewReviewItem(
-        deployment="live", request_id=row["request_id"], row=row["row"],
-        event_time=row["event_time"].timestamp(), reason="a sample for the test",
-        inputs={"feat_2": row["in.feat_2"]}, outputs={"label": row["out.label"]})
-        for row in served], now=project.clock.now())
+    add_review_items(project, 2)
     ui = LocalServer(project, app=create_ui(project))
     model_server = LocalServer(project, TOKEN)
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from ui_helpers import add_review_items
 
 import tidal
 from tidal.control.rollout import Rollouts
@@ -265,19 +266,11 @@ def test_a_label_given_on_the_review_page_reaches_the_feedback_table(replayed: P
                                                                      monkeypatch):
     import httpx
 
-    from tidal.control.traffic import read_traffic
-    from tidal.store.review import NewReviewItem
-
     monkeypatch.setenv("TIDAL_ADMIN_TOKEN", TOKEN)
     folder = tmp_path / "loop"
     shutil.copytree(replayed, folder)
     with tidal.Project(folder) as project:
-        served = read_traffic(project, "live", 0, 4e9).stable.slice(0, 2).to_pylist()
-        project.review.add([NewReviewItem(
-            deployment="live", request_id=row["request_id"], row=row["row"],
-            event_time=row["event_time"].timestamp(), reason="a sample for the test",
-            inputs={"feat_2": row["in.feat_2"]}, outputs={"label": row["out.label"]})
-            for row in served], now=project.clock.now())
+        served = add_review_items(project, 2)
         labels_before = project.feedback.count("live")
         key = (served[0]["request_id"], served[0]["row"])
         truth = project.feedback.labels_for("live", [key[0]]).by_request[key][1]
