@@ -60,6 +60,9 @@ def test_the_overview_shows_what_each_deployment_serves_and_the_latest_events(da
     assert re.search(r"canary elec2:2: 25 %", page)  # the rollout's first step
     assert "✔ healthy" in page  # no alert yet: said in words, not only in colour
     assert "rollout.started" in page
+    # each event links to what it concerns
+    assert '<a href="/deployments/elec2">deployment elec2</a>' in page
+    assert '<a href="/models/elec2">model elec2</a>' in _page(server, "/events")
     # a reason from the store is text, never markup
     assert "first &lt;b&gt;deployment&lt;/b&gt;" in page and "<b>deployment" not in page
 
