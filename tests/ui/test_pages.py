@@ -212,6 +212,21 @@ def test_the_monitoring_page_draws_each_check_and_the_drift_heat_map(replayed: P
     for feature in ("feat_4", "feat_5", "feat_6"):
         assert re.search(rf"<title>{feature} [0-9-]+ [0-9:]+: [0-9.e+]+</title>", page)
     assert page.count("<svg") >= 3 and 'aria-current="true">last 30d' in page
+    # one input's distribution: the reference's beside the latest window's, per bin
+    assert 'aria-current="true">feat_1</a>' in page  # the first input by default
+    with tidal.Project(replayed) as project:
+        server = LocalServer(project, app=create_ui(project))
+        try:
+            shifted = _page(server, "/deployments/live/monitoring?feature=feat_6")
+        finally:
+            server.stop()
+    assert "feat_6: reference vs the window ending" in shifted
+    shares = {side: [float(v) for v in re.findall(
+        rf"<title>{side} [^:]+: ([0-9.]+)%</title>", shifted)] for side in
+        ("reference", "window")}
+    assert len(shares["reference"]) == len(shares["window"]) >= 2
+    assert sum(shares["reference"]) == pytest.approx(100, abs=1)
+    assert shares["reference"] != shares["window"]  # feat_6 varies only after the shift
 
 
 TOKEN = "admin-token-for-the-dashboard-tests"

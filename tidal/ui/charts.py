@@ -123,3 +123,46 @@ def heat_map(rows: Sequence[tuple[str, Sequence[float | None]]], columns: Sequen
     parts.append("</svg>")
     return Markup(f'<figure class="chart">{"".join(parts)}<figcaption>darker: higher; a '
                   f'white dot: at or over {high:.4g}</figcaption></figure>')
+
+
+def distributions(reference: Sequence[float], window: Sequence[float],
+                  labels: Sequence[str], *, title: str, width: int = 640,
+                  height: int = 200) -> Markup:
+    """Two distributions over the same bins as paired bars: the reference's (solid)
+    beside the window's (hatched), each a share of its rows."""
+    if not labels:
+        return Markup(f'<p class="empty">{escape(title)}: nothing to draw.</p>')
+    left, bottom, top = 44, 40, 10
+    top_share = max([*reference, *window, 1e-9])
+    slot = (width - left - 8) / len(labels)
+    bar = max(1.0, slot / 2 - 1)
+
+    def sy(share: float) -> float:
+        return top + (1 - share / top_share) * (height - top - bottom)
+
+    parts = [f'<svg role="img" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" aria-label="{escape(title)}"><title>{escape(title)}</title>',
+             '<defs><pattern id="hatch" width="4" height="4" patternUnits="userSpaceOnUse">'
+             '<path d="M0,4 L4,0" stroke="#b3261e" stroke-width="1"/></pattern></defs>',
+             f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" font-size="11">'
+             f'{top_share:.0%}</text>']
+    for i, label in enumerate(labels):
+        x = left + i * slot
+        for offset, values, fill, name in ((0, reference, "#0b5fa5", "reference"),
+                                           (bar + 1, window, "url(#hatch)", "window")):
+            share = values[i] if i < len(values) else 0.0
+            parts.append(f'<rect x="{x + offset:.1f}" y="{sy(share):.1f}" width="{bar:.1f}" '
+                         f'height="{height - bottom - sy(share):.1f}" fill="{fill}" '
+                         f'stroke="{"#b3261e" if name == "window" else "none"}">'
+                         f'<title>{escape(name)} {escape(label)}: {share:.1%}</title></rect>')
+    step = max(1, len(labels) // 8)
+    for i in range(0, len(labels), step):
+        parts.append(f'<text x="{left + i * slot:.1f}" y="{height - bottom + 14}" '
+                     f'font-size="10">{escape(labels[i])}</text>')
+    parts.append("</svg>")
+    legend = ('<ul class="legend"><li><svg width="12" height="10" aria-hidden="true"><rect '
+              'width="12" height="10" fill="#0b5fa5"/></svg> reference (training data)</li>'
+              '<li><svg width="12" height="10" aria-hidden="true"><rect width="12" '
+              'height="10" fill="none" stroke="#b3261e"/></svg> window (hatched)</li></ul>')
+    return Markup(f'<figure class="chart">{"".join(parts)}<figcaption>{legend}'
+                  f'</figcaption></figure>')

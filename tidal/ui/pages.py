@@ -257,6 +257,13 @@ def monitoring(project: Project, request: Request) -> dict[str, Any]:
                                "latest": latest}
     if latest is None:
         return context
+    features = [f["name"] for f in (project.model_version(
+        f"{project.get_deployment(name).model}:{latest.version}").signature or {}).get(
+        "inputs", [])] if latest.version is not None else []
+    chosen = request.query_params.get("feature") or (features[0] if features else "")
+    context["features"] = features
+    if chosen in features:
+        context["distribution"] = feature_distribution(project, latest, chosen)
     since = latest.end - SPANS[span] * DAY
     rules = Rules(project.settings.monitor.alerts)
     by_check: dict[str, dict[str, list[Any]]] = {}
@@ -331,3 +338,55 @@ def review_item(project: Project, request: Request) -> dict[str, Any]:
         classes = []
     return {"title": f"Review item {item.id}", "name": name, "item": item,
             "classes": classes[:9]}
+
+
+def feature_distribution(project: Project, window: Any, feature: str) -> dict[str, Any]:
+    """The reference's and the window's distribution of one input, on the reference's
+    bins (numbers) or categories (the 20 most frequent), as shares of rows."""
+    from tidal.data.profiles import DatasetProfile
+    from tidal.ui.charts import distributions
+
+    if window is None or window.profile_sha256 is None or window.version is None:
+        return {"feature": feature, "chart": None, "note": "no window profile yet"}
+    deployment = project.get_deployment(window.deployment)
+    version = project.model_version(f"{deployment.model}:{window.version}")
+    reference = project.monitoring.get_reference(version.id)
+    if reference is None:
+        return {"feature": feature, "chart": None,
+                "note": f"{version.ref} has no reference profile"}
+    ours = DatasetProfile.from_bytes(project.artifacts.get_bytes(window.profile_sha256))
+    theirs = DatasetProfile.from_bytes(project.artifacts.get_bytes(reference.artifact_sha256))
+    column = f"in.{feature}"
+    if column not in ours.columns or column not in theirs.columns:
+        return {"feature": feature, "chart": None, "note": f"no profile of {feature}"}
+    mine, base = ours.columns[column], theirs.columns[column]
+    few = set(base.values or {}) | set(mine.values or {})
+    if base.values is not None and mine.values is not None and 0 < len(few) <= 20:
+        # few distinct values on both sides (a code, a constant): compare them exactly
+        top = sorted(few, key=lambda k: (-(base.values or {}).get(k, 0), str(k)))
+        labels = [f"{k:.4g}" if isinstance(k, float) else str(k) for k in top]
+        ref_counts = [(base.values or {}).get(k, 0) for k in top]
+        win_counts = [(mine.values or {}).get(k, 0) for k in top]
+    elif base.histogram is not None and mine.histogram is not None and \
+            base.edges is not None:
+        edges = list(base.edges)
+        labels = ["below", *[f"{edge:.3g}" for edge in edges[:-1]], "above"]
+        ref_counts, win_counts = list(base.histogram), list(mine.histogram)
+    else:
+        counts = dict(base.values or {})
+        top = sorted(counts, key=lambda k: -counts[k])[:20]
+        labels = [str(k) for k in top]
+        ref_counts = [counts[k] for k in top]
+        win_counts = [(mine.values or {}).get(k, 0) for k in top]
+    ref_total, win_total = max(1, sum(ref_counts)), max(1, sum(win_counts))
+    chart = distributions([c / ref_total for c in ref_counts],
+                          [c / win_total for c in win_counts], labels,
+                          title=f"{feature}: reference vs the window ending "
+                                f"{_stamp(window.end)}")
+    return {"feature": feature, "chart": chart, "note": None}
+
+
+def _stamp(epoch: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
