@@ -3,6 +3,8 @@ states it moves and their events land together, once."""
 
 from __future__ import annotations
 
+import pytest
+
 from tidal.monitor.alerts import Rules, evaluate
 from tidal.store.events import list_events
 from tidal.store.monitoring import CheckPoint, NewWindow
@@ -108,3 +110,43 @@ def test_a_label_committed_late_with_a_lower_id_still_gets_its_window_rejudged(
     finally:
         project.close()
 
+
+
+def test_a_long_span_is_grouped_into_buckets_in_the_database(project):
+    """Twelve one-minute windows in four buckets of three: each bucket's lowest, highest
+    and mean value and its last window's end, per check and subject."""
+    values = [0.1, 0.9, 0.2, 0.3, 0.3, 0.3, 2.0, 0.1, 0.1, 0.5, 0.6, 0.7]
+    for i, value in enumerate(values):
+        _record(project, 60.0 * i, value)
+    buckets = project.monitoring.bucketed("elec2", 0.0, 720.0, 4)
+    drift = sorted(b for b in buckets if b[0] == "drift")
+    assert [b[2] for b in drift] == [0, 1, 2, 3]
+    for (_, subject, bucket, low, high, mean, end), chunk in zip(
+            drift, [values[i:i + 3] for i in range(0, 12, 3)], strict=True):
+        assert subject == "feat_4" and end == 60.0 * (3 * bucket + 3)
+        assert (low, high) == (min(chunk), max(chunk))
+        assert mean == pytest.approx(sum(chunk) / 3)
+    rows = [b for b in buckets if b[0] == "rows"]
+    assert len(rows) == 4 and all(b[3] == b[4] == 500.0 for b in rows)
+    # windows ending at or before the start are left out, and so is a later one
+    assert {b[2] for b in project.monitoring.bucketed("elec2", 360.0, 600.0, 2)
+            if b[0] == "drift"} == {0, 1}
+
+
+def test_a_timeline_page_is_found_by_kind_family_and_entity_in_the_database(project):
+    from tidal.store.events import event_kinds, record_event, search_events
+
+    kinds = ["monitor.alert", "monitor.ok", "monitors", "rollout.started", "deploy_x",
+             "monitor.alert"]
+    project.db.transact(lambda session: [record_event(
+        session, at=float(i), kind=kind, entity_type="deployment",
+        entity_id="a" if i % 2 else "b", actor=None, reason=None, payload=None)
+        for i, kind in enumerate(kinds)])
+    found, total = search_events(project.db, kind="monitor", limit=2)
+    assert total == 3 and [e.kind for e in found] == ["monitor.alert", "monitor.ok"]
+    assert found[0].at == 5.0  # newest first
+    assert search_events(project.db, kind="monitor", entity_id="b")[1] == 1
+    assert search_events(project.db, kind="deploy")[1] == 1  # deploy_x
+    assert search_events(project.db, kind="%")[1] == 0  # literal, not a pattern
+    assert search_events(project.db)[1] == 6
+    assert event_kinds(project.db) == sorted(set(kinds))

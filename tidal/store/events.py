@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from .database import Database
@@ -55,3 +55,29 @@ def list_events(
                         e.payload)
             for e in rows
         ]
+
+
+def search_events(db: Database, *, kind: str = "", entity_id: str = "",
+                  limit: int = 200) -> tuple[list[EventRecord], int]:
+    """The newest ``limit`` events of a kind family (``rollout`` matches ``rollout``,
+    ``rollout.promoted`` and ``rollout_x``; the text is matched literally, never as a
+    pattern) and of one entity, with how many match in all: one page of a timeline."""
+    conditions = []
+    if kind:
+        conditions.append(or_(Event.kind == kind,
+                              Event.kind.startswith(kind + ".", autoescape=True),
+                              Event.kind.startswith(kind + "_", autoescape=True)))
+    if entity_id:
+        conditions.append(Event.entity_id == entity_id)
+    with db.read() as session:
+        total = session.scalar(select(func.count()).select_from(Event).where(*conditions))
+        rows = session.scalars(select(Event).where(*conditions)
+                               .order_by(Event.id.desc()).limit(limit))
+        return [EventRecord(e.id, e.at, e.kind, e.entity_type, e.entity_id, e.actor,
+                            e.reason, e.payload) for e in rows], int(total or 0)
+
+
+def event_kinds(db: Database) -> list[str]:
+    """Every kind of event there is, sorted."""
+    with db.read() as session:
+        return sorted(session.scalars(select(Event.kind).distinct()))

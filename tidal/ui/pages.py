@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tidal.store.events import list_events
+from tidal.store.events import event_kinds, list_events, search_events
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -40,15 +40,10 @@ def events(project: Project, request: Request) -> dict[str, Any]:
     ``rollout.promoted``) and by what it concerns."""
     kind = request.query_params.get("kind", "").strip()
     entity = request.query_params.get("entity", "").strip()
-    found = list_events(project.db, entity_id=entity or None, limit=100_000,
-                        newest_first=True)
-    if kind:
-        found = [e for e in found if e.kind == kind or e.kind.startswith(kind + ".")
-                 or e.kind.startswith(kind + "_")]
-    kinds = sorted({e.kind for e in list_events(project.db, limit=100_000)})
-    return {"title": "Events", "events": found[:EVENTS_PER_PAGE], "total": len(found),
-            "kind": kind, "entity": entity, "kinds": kinds,
-            "shown": min(len(found), EVENTS_PER_PAGE)}
+    found, total = search_events(project.db, kind=kind, entity_id=entity,
+                                 limit=EVENTS_PER_PAGE)
+    return {"title": "Events", "events": found, "total": total, "kind": kind,
+            "entity": entity, "kinds": event_kinds(project.db), "shown": len(found)}
 
 
 def _split(deployment: Any) -> list[dict[str, Any]]:
@@ -266,13 +261,23 @@ def monitoring(project: Project, request: Request) -> dict[str, Any]:
         context["distribution"] = feature_distribution(project, latest, chosen)
     since = latest.end - SPANS[span] * DAY
     rules = Rules(project.settings.monitor.alerts)
-    by_check: dict[str, dict[str, list[Any]]] = {}
-    for point in project.monitoring.points_since(name, since):
-        by_check.setdefault(point.check, {}).setdefault(point.subject, []).append(point)
+    # (low, high, mean, end) per bucket of time, per check and subject, from the database
+    by_check: dict[str, dict[str, dict[int, tuple[float, float, float, float]]]] = {}
+    for check, subject, bucket, low, high, mean, end in project.monitoring.bucketed(
+            name, since, latest.end, HEAT_COLUMNS):
+        by_check.setdefault(check, {}).setdefault(subject, {})[bucket] = (low, high, mean,
+                                                                          end)
 
     def day(epoch: float) -> str:
         return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
 
+    def worst(rule: Any, values: tuple[float, float, float, float]) -> float:
+        """A bucket's value as its worst window (a spike stays visible), or its mean."""
+        low, high, mean, _ = values
+        direction = getattr(rule, "direction", None)
+        return high if direction == "above" else low if direction == "below" else mean
+
+    width = (latest.end - since) / HEAT_COLUMNS
     for check, subjects in sorted(by_check.items()):
         if list(subjects) == [""]:
             rule = rules.rule_for(check, "")
@@ -280,27 +285,21 @@ def monitoring(project: Project, request: Request) -> dict[str, Any]:
                      (("warn", getattr(rule, "warn", None)),
                       ("alert", getattr(rule, "alert", None))) if value is not None]
             context["lines"].append({"check": check, "chart": line_chart(
-                [(check, [(p.window_end, p.value) for p in subjects[""]
-                          if p.value is not None])],
+                [(check, [(values[3], worst(rule, values))
+                          for _, values in sorted(subjects[""].items())])],
                 title=f"{check} per window", thresholds=marks, x_format=day)})
             continue
-        ends = sorted({p.window_end for points in subjects.values() for p in points})
-        size = max(1, -(-len(ends) // HEAT_COLUMNS))
-        buckets = [ends[i:i + size] for i in range(0, len(ends), size)]
-        column = {end: i for i, bucket in enumerate(buckets) for end in bucket}
+        used = sorted({b for buckets in subjects.values() for b in buckets})
         rows = []
-        for subject, points in sorted(subjects.items()):
-            values: list[float | None] = [None] * len(buckets)
-            for p in points:
-                if p.value is not None:
-                    at = column[p.window_end]
-                    values[at] = p.value if values[at] is None else max(values[at], p.value)
-            rows.append((subject or "(all)", values))
+        for subject, buckets in sorted(subjects.items()):
+            rule = rules.rule_for(check, subject)
+            rows.append((subject or "(all)", [worst(rule, buckets[b]) if b in buckets
+                                              else None for b in used]))
         rule = rules.rule_for(check, "*") or rules.rule_for(check, "")
         high = getattr(rule, "alert", None) or max(
             (v for _, values in rows for v in values if v is not None), default=1.0) or 1.0
         context["maps"].append({"check": check, "chart": heat_map(
-            rows, [day(bucket[-1]) for bucket in buckets],
+            rows, [day(since + (b + 1) * width) for b in used],
             title=f"{check} per feature over time", high=float(high))})
     return context
 
