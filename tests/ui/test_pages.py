@@ -99,6 +99,11 @@ def test_a_deployment_page_shows_the_rollout_in_progress_and_why_it_serves(dashb
     assert "Rollout 1: elec2:2 replacing elec2:1 (canary), running" in page
     assert re.search(r'<li class="reached current">25 % \(now\)</li>', page)
     assert re.search(r"<li class=\"\">100 %", page)  # not reached yet
+    Rollouts(project).reconcile("elec2")  # no traffic: the step's analysis is inconclusive
+    page = _page(server, "/deployments/elec2")
+    steps = re.search(r'<ol class="steps" aria-label="Its steps so far">(.*?)</ol>', page,
+                      re.S).group(1)
+    assert "rollout.started" in steps
     assert "Why this version is serving" in page and "elec2:1 is blessed" in page
     assert "first &lt;b&gt;deployment&lt;/b&gt;" in page  # the change that made it stable
     Rollouts(project).abort("elec2", reason="checked by hand")

@@ -79,8 +79,17 @@ def deployment(project: Project, request: Request) -> dict[str, Any]:
             reached = active.phase == "canary" and number <= active.step
             steps.append({"weight": weight, "reached": reached,
                           "current": active.phase == "canary" and number == active.step})
+    decisions = []
+    if active is not None:  # each step's analysis so far, from the rollout's events
+        for event in reversed(list_events(project.db, entity_type="deployment",
+                                          entity_id=name, limit=1000, newest_first=True)):
+            payload = event.payload or {}
+            if payload.get("rollout") == active.id and event.kind.startswith("rollout."):
+                decisions.append({"event": event, "verdict": (payload.get("analysis") or {})
+                                  .get("verdict")})
     return {
         "title": f"Deployment {name}", "deployment": record, "split": _split(record),
+        "decisions": decisions,
         "why": explain(project, name), "active": active, "steps": steps,
         "analysis": (active.last_analysis or {}) if active is not None else {},
         "history": project.rollouts.history(name, limit=50),
