@@ -1,0 +1,132 @@
+"""Batch scoring against the trained project (a logistic regression exported to ONNX as
+elec2:1, a random forest as elec2:2): real Parquet and CSV files, the real prediction
+log, the command line in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import tidal
+from tidal.batch.job import score
+from tidal.serve.predlog import read_log
+
+FEATURES = [f"feat_{i}" for i in range(1, 7)]
+
+
+@pytest.fixture
+def scoring(trained_project: Path, tmp_path: Path):
+    folder = tmp_path / "project"
+    shutil.copytree(trained_project, folder)
+    project = tidal.Project(folder)
+    project.set_deployment("elec2", "elec2:1")
+    rows = pd.read_csv(folder / "elec2.csv").iloc[:2_500].reset_index(drop=True)
+    rows.insert(0, "meter", [f"m{i}" for i in range(len(rows))])
+    yield project, rows, tmp_path
+    project.close()
+
+
+def test_a_table_is_scored_like_the_server_would_and_logged_as_batch(scoring):
+    from tidal.runtime.inputs import check_columns
+    from tidal.runtime.loaded import load_version
+
+    project, rows, tmp = scoring
+    rows.to_parquet(tmp / "in.parquet")
+    result = score(project, "elec2", tmp / "in.parquet", tmp / "out.parquet",
+                   keys=["meter"], partition_rows=1_000, log_rows=300)
+    assert (result.rows, result.scored, result.rejected) == (2_500, 2_500, 0)
+    assert result.runtime == "onnx" and result.rejects is None
+    out = pq.read_table(tmp / "out.parquet").to_pandas()
+    assert list(out.columns) == ["meter", "label", "proba_0", "proba_1", "model_version",
+                                 "request_id", "row"]
+    assert out["meter"].tolist() == rows["meter"].tolist()  # every row, in order
+    model = load_version(project.artifacts, project.model_version("elec2:1"))
+    expected = model.predict(check_columns(model.signature,
+                                           {f: rows[f].to_numpy() for f in FEATURES}))
+    assert (out["label"].to_numpy() == expected["label"]).all()
+    assert np.allclose(out[["proba_0", "proba_1"]].to_numpy(), expected["probabilities"])
+    assert (out["model_version"] == 1).all()
+    # the log holds each prediction once, route batch, found by its request id and row
+    logged = [r for r in read_log(project.settings.serve.log_path(
+        project.settings.project_dir)) if r.route == "batch"]
+    assert sum(len(r.inputs["feat_1"]) for r in logged) == 2_500
+    assert len({r.request_id for r in logged}) == len(logged) == out["request_id"].nunique()
+    by_id = {r.request_id: r for r in logged}
+    sample = out.iloc[1_234]
+    record = by_id[sample["request_id"]]
+    assert record.outputs["label"][sample["row"]] == sample["label"]
+    assert record.inputs["feat_2"][sample["row"]] == pytest.approx(rows["feat_2"][1_234])
+
+
+def test_bad_rows_go_to_the_rejects_file_with_their_reason(scoring):
+    project, rows, tmp = scoring
+    rows["feat_3"] = rows["feat_3"].astype(object)
+    rows.loc[[7, 1_500], "feat_3"] = "n/a"  # read as missing, where the model needs a value
+    rows.loc[2_000, "feat_1"] = np.inf
+    rows.to_csv(tmp / "in.csv", index=False)
+    result = score(project, "elec2", tmp / "in.csv", tmp / "out.parquet",
+                   keys=["meter"], partition_rows=800)
+    assert (result.scored, result.rejected) == (2_497, 3)
+    out = pq.read_table(tmp / "out.parquet").to_pandas()
+    assert not {"m7", "m1500", "m2000"} & set(out["meter"])
+    rejects = pd.read_csv(result.rejects)
+    assert rejects["row"].tolist() == [7, 1_500, 2_000]
+    assert all("feat_3" in reason for reason in rejects["reason"][:2])
+    assert "feat_1" in rejects["reason"][2]
+    assert json.loads(rejects["values"][0])["feat_3"] == "nan"
+    assert json.loads(rejects["values"][0])["feat_2"] == pytest.approx(rows["feat_2"][7])
+
+
+def test_a_job_that_fails_midway_leaves_no_output(scoring):
+    from tidal.runtime.faults import Crashing
+
+    project, rows, tmp = scoring
+    stable = project.model_version("elec2:1")
+    crashing = project.register_model("elec2", Crashing(project.load_model("elec2:1"),
+                                                        "feat_2", rows["feat_2"][1_800]),
+                                      signature=stable.signature)
+    project.set_deployment("elec2", crashing.ref)
+    rows.to_parquet(tmp / "in.parquet")
+    (tmp / "out.parquet").write_bytes(b"yesterday's output")
+    with pytest.raises(RuntimeError, match="injected crash"):
+        score(project, "elec2", tmp / "in.parquet", tmp / "out.parquet",
+              partition_rows=500)
+    assert (tmp / "out.parquet").read_bytes() == b"yesterday's output"  # untouched
+    assert sorted(p.name for p in tmp.iterdir()) == ["in.parquet", "out.parquet", "project"]
+
+
+def test_the_command_line_scores_reports_and_says_when_rows_were_rejected(scoring):
+    project, rows, tmp = scoring
+    rows.loc[3, "feat_4"] = None
+    rows.to_parquet(tmp / "in.parquet")
+
+    def tidal_score(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tidal", "score", "elec2", *args, "--project",
+             str(project.settings.project_dir)], capture_output=True, text=True,
+            timeout=300, env={**os.environ})
+
+    done = tidal_score("--input", str(tmp / "in.parquet"), "--output",
+                       str(tmp / "out.parquet"), "--key", "meter", "--json")
+    assert done.returncode == 1, done.stderr  # some rows were rejected
+    summary = json.loads(done.stdout)
+    assert (summary["scored"], summary["rejected"]) == (2_499, 1)
+    assert "1 row(s) rejected" in done.stderr
+    missing = tidal_score("--input", str(tmp / "nope.parquet"), "--output",
+                          str(tmp / "x.parquet"))
+    assert missing.returncode == 3 and "no input" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    rows.drop(columns=["feat_5"]).to_parquet(tmp / "short.parquet")
+    short = tidal_score("--input", str(tmp / "short.parquet"), "--output",
+                        str(tmp / "x.parquet"))
+    assert short.returncode == 2 and "feat_5" in short.stderr
+    assert not (tmp / "x.parquet").exists()

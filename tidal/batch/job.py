@@ -1,0 +1,243 @@
+"""``tidal score``: a table scored by the version a deployment serves.
+
+The input (a CSV or Parquet file, or a folder of Parquet files) is read in partitions of
+``partition_rows`` through PyArrow's dataset reader, so memory stays bounded whatever
+its size. Each partition's rows are checked like a request to the server (failures go
+to the rejects file with the row number and the reason, never dropped silently),
+predicted with the same runtime (ONNX Runtime when the version was exported), written
+to the output and to the prediction log with the route ``batch`` (one record per
+``log_rows`` rows: the monitors see batch traffic like online traffic, and labels join
+by request id and row).
+
+Writing is atomic: the output and the rejects file are written under temporary names
+beside their final ones and renamed only when every partition is done, so a job that
+fails leaves no output (its log records stay: they describe predictions that were made).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from tidal.batch.validation import split_valid
+from tidal.core.errors import NotFoundError, ValidationError
+from tidal.core.ids import new_id
+
+if TYPE_CHECKING:
+    from tidal.project import Project
+
+ROUTE = "batch"
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    deployment: str
+    model: str
+    version: int
+    runtime: str
+    rows: int
+    scored: int
+    rejected: int
+    output: str
+    rejects: str | None
+    job: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score(project: Project, deployment: str, source: str | Path, output: str | Path, *,
+          keys: list[str] | None = None, rejects: str | Path | None = None,
+          partition_rows: int = 100_000, log_rows: int = 1_000,
+          progress: Callable[[int], None] | None = None) -> ScoreResult:
+    """Score ``source`` with the version ``deployment`` serves into the Parquet file
+    ``output`` (see the module docstring). ``keys``: the input columns copied to the
+    output (default: every column that is not a model input)."""
+    from tidal.runtime.loaded import load_version
+    from tidal.serve.predlog import PredictionLog, PredictionRecord
+
+    started = time.perf_counter()
+    current = project.get_deployment(deployment)
+    version = project.model_version(f"{current.model}:{current.stable_version}")
+    model = load_version(project.artifacts, version)
+    dataset = _dataset(Path(source))
+    names = dataset.schema.names
+    missing = [name for name in model.input_names if name not in names]
+    if missing:
+        raise ValidationError(f"the input has no column {', '.join(map(repr, missing))} "
+                              f"(the model {version.ref} takes {', '.join(model.input_names)})")
+    keys = [n for n in names if n not in model.input_names] if keys is None else keys
+    unknown = [k for k in keys if k not in names]
+    if unknown:
+        raise ValidationError(f"--key names column(s) the input does not have: "
+                              f"{', '.join(unknown)}")
+    output = Path(output)
+    rejects_path = Path(rejects) if rejects is not None else \
+        output.with_name(output.stem + ".rejects.csv")
+    job = new_id()
+    partial = output.with_name(f".{output.name}.{job}.partial")
+    partial_rejects = rejects_path.with_name(f".{rejects_path.name}.{job}.partial")
+    settings = project.settings
+    log = PredictionLog(settings.serve.log_path(settings.project_dir), durability="async")
+    log.start()
+    writer: pq.ParquetWriter | None = None
+    rows = scored = rejected = 0
+    try:
+        with open(partial_rejects, "w", encoding="utf-8") as bad_rows:
+            bad_rows.write("row,reason,values\n")
+            for part, batch in enumerate(_batches(dataset, [*keys, *model.input_names],
+                                                  partition_rows)):
+                columns = {n: batch.column(n).to_numpy(zero_copy_only=False)
+                           for n in model.input_names}
+                good, checked, bad = split_valid(model.signature, columns)
+                for position, reason in bad:
+                    values = {n: _plain(columns[n][position]) for n in model.input_names}
+                    bad_rows.write(_csv_row([rows + position, reason, json.dumps(values)]))
+                if checked is not None:
+                    outputs = model.predict(checked)
+                    request_ids, row_numbers = _log(
+                        log, PredictionRecord, job, part, checked, outputs, version,
+                        deployment, log_rows)
+                    table = _output_table(batch.take(pa.array(good)).select(keys), outputs,
+                                          model.classes, version.version, request_ids,
+                                          row_numbers)
+                    if writer is None:
+                        writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
+                    writer.write_table(table)
+                rows += batch.num_rows
+                scored += len(good)
+                rejected += len(bad)
+                if progress is not None:
+                    progress(batch.num_rows)
+        if writer is None:  # no row scored: still an output, with no rows
+            pq.write_table(_empty_output(keys, model.classes, dataset.schema), partial)
+        else:
+            writer.close()
+            writer = None
+        log.close()
+        os.replace(partial, output)
+        if rejected:
+            os.replace(partial_rejects, rejects_path)
+        else:
+            partial_rejects.unlink()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        for leftover in (partial, partial_rejects):
+            leftover.unlink(missing_ok=True)
+        log.close()
+        raise
+    return ScoreResult(deployment, version.model, version.version, model.runtime, rows,
+                       scored, rejected, str(output), str(rejects_path) if rejected else None,
+                       job, time.perf_counter() - started)
+
+
+def _dataset(source: Path) -> ds.Dataset:
+    if not source.exists():
+        raise NotFoundError(f"no input at {source}")
+    if source.is_dir():
+        return ds.dataset(source, format="parquet")
+    if source.suffix.lower() == ".parquet":
+        return ds.dataset(source, format="parquet")
+    if source.suffix.lower() in (".csv", ".gz") and ".csv" in source.name.lower():
+        return ds.dataset(source, format="csv")
+    raise ValidationError(f"{source.name}: give a .csv, a .parquet or a folder of Parquet "
+                          "files")
+
+
+def _batches(dataset: ds.Dataset, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
+    """Partitions of at most ``rows`` rows (the reader's batches regrouped)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in dataset.to_batches(columns=list(dict.fromkeys(columns)), batch_size=rows):
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+            pending, count = [], 0
+    if count:
+        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+
+
+def _log(log: Any, record: Any, job: str, part: int, checked: dict[str, np.ndarray],
+         outputs: dict[str, np.ndarray], version: Any, deployment: str,
+         size: int) -> tuple[list[str], np.ndarray]:
+    """The partition's predictions as log records of ``size`` rows each; the request id
+    and row of each prediction (the pair labels join on)."""
+    rows = len(next(iter(checked.values())))
+    now = time.time()
+    ids: list[str] = []
+    records = []
+    for number, start in enumerate(range(0, rows, size)):
+        request_id = f"{job}-{part}-{number}"
+        stop = min(rows, start + size)
+        ids += [request_id] * (stop - start)
+        records.append(record(
+            request_id=request_id, event_time=now, deployment=deployment,
+            model=version.model, version=version.version, route=ROUTE,
+            inputs={n: v[start:stop] for n, v in checked.items()},
+            outputs={n: v[start:stop] for n, v in outputs.items()}, latency_ms=0.0,
+            received_at=now))
+    log.write_nowait(records)
+    row_numbers = np.concatenate([np.arange(min(size, rows - s)) for s in range(0, rows, size)])
+    return ids, row_numbers
+
+
+def _output_table(keys: pa.RecordBatch, outputs: dict[str, np.ndarray],
+                  classes: list[Any] | None, version: int, request_ids: list[str],
+                  rows: np.ndarray) -> pa.Table:
+    table = pa.Table.from_batches([keys])
+    if "label" in outputs:
+        table = table.append_column("label", pa.array(outputs["label"].tolist()))
+        proba = np.asarray(outputs.get("probabilities"))
+        for index, name in enumerate(classes or []):
+            if proba.ndim == 2:
+                table = table.append_column(f"proba_{name}", pa.array(proba[:, index],
+                                                                      pa.float64()))
+    else:
+        table = table.append_column("prediction", pa.array(
+            np.asarray(outputs["prediction"], dtype=np.float64)))
+    n = table.num_rows
+    table = table.append_column("model_version", pa.array(np.full(n, version, np.int64)))
+    table = table.append_column("request_id", pa.array(request_ids, pa.string()))
+    return table.append_column("row", pa.array(rows.astype(np.int64)))
+
+
+def _empty_output(keys: list[str], classes: list[Any] | None, schema: pa.Schema) -> pa.Table:
+    fields = [schema.field(k) for k in keys]
+    if classes is None:
+        fields.append(pa.field("prediction", pa.float64()))
+    else:
+        fields.append(pa.field("label", pa.string()))
+        fields += [pa.field(f"proba_{c}", pa.float64()) for c in classes]
+    fields += [pa.field("model_version", pa.int64()), pa.field("request_id", pa.string()),
+               pa.field("row", pa.int64())]
+    return pa.schema(fields).empty_table()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
+def _csv_row(values: list[Any]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
