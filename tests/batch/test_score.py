@@ -130,3 +130,30 @@ def test_the_command_line_scores_reports_and_says_when_rows_were_rejected(scorin
                         str(tmp / "x.parquet"))
     assert short.returncode == 2 and "feat_5" in short.stderr
     assert not (tmp / "x.parquet").exists()
+
+
+def test_triage_keeps_the_rows_that_need_people_and_can_queue_them(scoring):
+    from tidal.batch.job import Triage
+    from tidal.core.errors import ValidationError
+
+    project, rows, tmp = scoring
+    rows.to_parquet(tmp / "in.parquet")
+    top = Triage(by="proba_1", top=25, output=tmp / "riskiest.parquet", review=True)
+    result = score(project, "elec2", tmp / "in.parquet", tmp / "out.parquet",
+                   keys=["meter"], partition_rows=600, triage=top)
+    everything = pq.read_table(tmp / "out.parquet").to_pandas()
+    riskiest = pq.read_table(tmp / "riskiest.parquet").to_pandas()
+    expected = everything.nlargest(25, "proba_1")  # across every partition
+    assert result.triaged == 25 and sorted(riskiest["meter"]) == sorted(expected["meter"])
+    queued = project.review.items("elec2")
+    assert len(queued) == 25 and all("top 25 by proba_1" in i.reason for i in queued)
+    assert {(i.request_id, i.row) for i in queued} == set(
+        zip(riskiest["request_id"], riskiest["row"], strict=True))
+    above = score(project, "elec2", tmp / "in.parquet", tmp / "out2.parquet",
+                  triage=Triage(by="proba_1", above=0.9, output=tmp / "sure.parquet"))
+    assert above.triaged == int((everything["proba_1"] >= 0.9).sum()) > 0
+    for wrong in (Triage(by="proba_1", output=tmp / "x.parquet"),
+                  Triage(by="nope", top=3, output=tmp / "x.parquet")):
+        with pytest.raises(ValidationError):
+            score(project, "elec2", tmp / "in.parquet", tmp / "out3.parquet", triage=wrong)
+    assert not (tmp / "out3.parquet").exists() and not (tmp / "x.parquet").exists()

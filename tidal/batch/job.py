@@ -9,6 +9,9 @@ to the output and to the prediction log with the route ``batch`` (one record per
 ``log_rows`` rows: the monitors see batch traffic like online traffic, and labels join
 by request id and row).
 
+Triage (:class:`Triage`) keeps the rows that need people (the top K by a column, or
+those above a threshold) in a separate output, and may queue them for review.
+
 Writing is atomic: the output and the rejects file are written under temporary names
 beside their final ones and renamed only when every partition is done, so a job that
 fails leaves no output (its log records stay: they describe predictions that were made).
@@ -40,6 +43,25 @@ ROUTE = "batch"
 
 
 @dataclass(frozen=True)
+class Triage:
+    """Which scored rows need people: the ``top`` rows by ``by`` (highest first), or
+    every row whose ``by`` is at least ``above``; written to ``output`` and, with
+    ``review``, queued for human review."""
+
+    by: str
+    output: Path
+    top: int | None = None
+    above: float | None = None
+    review: bool = False
+
+    def check(self) -> None:
+        if (self.top is None) == (self.above is None):
+            raise ValidationError("triage takes --top K or --above X (one of them) with --by")
+        if self.top is not None and self.top < 1:
+            raise ValidationError("--top must be at least 1")
+
+
+@dataclass(frozen=True)
 class ScoreResult:
     deployment: str
     model: str
@@ -52,6 +74,8 @@ class ScoreResult:
     rejects: str | None
     job: str
     seconds: float
+    triaged: int = 0
+    triage: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +84,7 @@ class ScoreResult:
 def score(project: Project, deployment: str, source: str | Path, output: str | Path, *,
           keys: list[str] | None = None, rejects: str | Path | None = None,
           partition_rows: int = 100_000, log_rows: int = 1_000,
+          triage: Triage | None = None,
           progress: Callable[[int], None] | None = None) -> ScoreResult:
     """Score ``source`` with the version ``deployment`` serves into the Parquet file
     ``output`` (see the module docstring). ``keys``: the input columns copied to the
@@ -88,6 +113,9 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
     job = new_id()
     partial = output.with_name(f".{output.name}.{job}.partial")
     partial_rejects = rejects_path.with_name(f".{rejects_path.name}.{job}.partial")
+    if triage is not None:
+        triage.check()
+    picked: pa.Table | None = None  # the rows triage has chosen so far
     settings = project.settings
     log = PredictionLog(settings.serve.log_path(settings.project_dir), durability="async")
     log.start()
@@ -114,7 +142,13 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
                                           row_numbers)
                     if writer is None:
                         writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
+                        if triage is not None and triage.by not in table.column_names:
+                            raise ValidationError(
+                                f"--by {triage.by!r} is not an output column (they are "
+                                f"{', '.join(table.column_names)})")
                     writer.write_table(table)
+                    if triage is not None:
+                        picked = _pick(picked, table, triage)
                 rows += batch.num_rows
                 scored += len(good)
                 rejected += len(bad)
@@ -126,6 +160,14 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
             writer.close()
             writer = None
         log.close()
+        triaged = 0
+        if triage is not None and picked is not None:
+            triaged = picked.num_rows
+            chosen = triage.output.with_name(f".{triage.output.name}.{job}.partial")
+            pq.write_table(picked, chosen)
+            os.replace(chosen, triage.output)
+            if triage.review:
+                _queue_for_review(project, deployment, picked, reason=_why(triage))
         os.replace(partial, output)
         if rejected:
             os.replace(partial_rejects, rejects_path)
@@ -134,13 +176,52 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
     except BaseException:
         if writer is not None:
             writer.close()
-        for leftover in (partial, partial_rejects):
+        leftovers = [partial, partial_rejects]
+        if triage is not None:
+            leftovers.append(triage.output.with_name(f".{triage.output.name}.{job}.partial"))
+        for leftover in leftovers:
             leftover.unlink(missing_ok=True)
         log.close()
         raise
     return ScoreResult(deployment, version.model, version.version, model.runtime, rows,
                        scored, rejected, str(output), str(rejects_path) if rejected else None,
-                       job, time.perf_counter() - started)
+                       job, time.perf_counter() - started, triaged,
+                       str(triage.output) if triage is not None and picked is not None
+                       else None)
+
+
+def _pick(picked: pa.Table | None, table: pa.Table, triage: Triage) -> pa.Table:
+    """The rows triage keeps after one more partition: at most ``top`` of them (the
+    highest so far), or every row at or above ``above``."""
+    import pyarrow.compute as pc
+
+    if triage.above is not None:
+        chosen = table.filter(pc.greater_equal(table.column(triage.by), triage.above))
+        return chosen if picked is None else pa.concat_tables([picked, chosen])
+    both = table if picked is None else pa.concat_tables([picked, table])
+    order = pc.sort_indices(both, sort_keys=[(triage.by, "descending")])
+    return both.take(order[:triage.top])
+
+
+def _why(triage: Triage) -> str:
+    return (f"top {triage.top} by {triage.by}" if triage.top is not None
+            else f"{triage.by} at least {triage.above:g}")
+
+
+def _queue_for_review(project: Project, deployment: str, picked: pa.Table, *,
+                      reason: str) -> None:
+    """The chosen rows into the review queue, each with its logged request id and row
+    (a reviewer's label then joins the prediction like any feedback)."""
+    from tidal.store.review import NewReviewItem
+
+    now = project.clock.now()
+    outputs = {"label", "prediction"}
+    project.review.add([NewReviewItem(
+        deployment=deployment, request_id=row["request_id"], row=int(row["row"]),
+        event_time=now, reason=f"batch triage: {reason}",
+        inputs={k: v for k, v in row.items() if k not in ("request_id", "row")},
+        outputs={k: v for k, v in row.items() if k in outputs or k.startswith("proba_")})
+        for row in picked.to_pylist()], now=now)
 
 
 def _dataset(source: Path) -> ds.Dataset:
