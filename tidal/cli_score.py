@@ -39,6 +39,8 @@ def score(
         "--triage", help="Where triaged rows go (default: OUTPUT.triage.parquet).")] = None,
     review: Annotated[bool, typer.Option(
         "--review", help="Also queue the triaged rows for human review.")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=1, help="Processes scoring partitions in parallel.")] = 1,
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -63,7 +65,7 @@ def score(
     with Progress(console=display.console, transient=True, disable=quiet) as progress:
         task = progress.add_task(f"scoring with {deployment}", total=None)
         result = run(handle, deployment, source, output, keys=keys, rejects=rejects,
-                     partition_rows=partition_rows, triage=triage,
+                     partition_rows=partition_rows, triage=triage, workers=workers,
                      progress=lambda rows: progress.advance(task, rows))
     if as_json:
         display.print_json(result.to_dict())

@@ -46,6 +46,13 @@ def test_a_table_is_scored_like_the_server_would_and_logged_as_batch(scoring):
     assert (result.rows, result.scored, result.rejected) == (2_500, 2_500, 0)
     assert result.runtime == "onnx" and result.rejects is None
     out = pq.read_table(tmp / "out.parquet").to_pandas()
+    # on two worker processes: the same predictions, in the same order
+    parallel = score(project, "elec2", tmp / "in.parquet", tmp / "out2.parquet",
+                     keys=["meter"], partition_rows=400, workers=2)
+    again = pq.read_table(tmp / "out2.parquet").to_pandas()
+    assert parallel.scored == 2_500 and again["meter"].tolist() == out["meter"].tolist()
+    assert (again["label"] == out["label"]).all()
+    assert np.allclose(again["proba_1"], out["proba_1"])
     assert list(out.columns) == ["meter", "label", "proba_0", "proba_1", "model_version",
                                  "request_id", "row"]
     assert out["meter"].tolist() == rows["meter"].tolist()  # every row, in order
@@ -57,7 +64,8 @@ def test_a_table_is_scored_like_the_server_would_and_logged_as_batch(scoring):
     assert (out["model_version"] == 1).all()
     # the log holds each prediction once, route batch, found by its request id and row
     logged = [r for r in read_log(project.settings.serve.log_path(
-        project.settings.project_dir)) if r.route == "batch"]
+        project.settings.project_dir)) if r.route == "batch"
+        and r.request_id.startswith(result.job)]
     assert sum(len(r.inputs["feat_1"]) for r in logged) == 2_500
     assert len({r.request_id for r in logged}) == len(logged) == out["request_id"].nunique()
     by_id = {r.request_id: r for r in logged}
@@ -82,7 +90,7 @@ def test_bad_rows_go_to_the_rejects_file_with_their_reason(scoring):
     assert rejects["row"].tolist() == [7, 1_500, 2_000]
     assert all("feat_3" in reason for reason in rejects["reason"][:2])
     assert "feat_1" in rejects["reason"][2]
-    assert json.loads(rejects["values"][0])["feat_3"] == "nan"
+    assert json.loads(rejects["values"][0])["feat_3"] is None  # missing in the input
     assert json.loads(rejects["values"][0])["feat_2"] == pytest.approx(rows["feat_2"][7])
 
 

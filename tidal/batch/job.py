@@ -2,9 +2,10 @@
 
 The input (a CSV or Parquet file, or a folder of Parquet files) is read in partitions of
 ``partition_rows`` through PyArrow's dataset reader, so memory stays bounded whatever
-its size. Each partition's rows are checked like a request to the server (failures go
-to the rejects file with the row number and the reason, never dropped silently),
-predicted with the same runtime (ONNX Runtime when the version was exported), written
+its size, and scored here or on ``workers`` processes (in input order). Each
+partition's rows are checked like a request to the server (failures go to the rejects
+file with the row number and the reason, never dropped silently), predicted with the
+same runtime (ONNX Runtime when the version was exported), written
 to the output and to the prediction log with the route ``batch`` (one record per
 ``log_rows`` rows: the monitors see batch traffic like online traffic, and labels join
 by request id and row).
@@ -84,11 +85,12 @@ class ScoreResult:
 def score(project: Project, deployment: str, source: str | Path, output: str | Path, *,
           keys: list[str] | None = None, rejects: str | Path | None = None,
           partition_rows: int = 100_000, log_rows: int = 1_000,
-          triage: Triage | None = None,
+          triage: Triage | None = None, workers: int = 1,
           progress: Callable[[int], None] | None = None) -> ScoreResult:
     """Score ``source`` with the version ``deployment`` serves into the Parquet file
     ``output`` (see the module docstring). ``keys``: the input columns copied to the
-    output (default: every column that is not a model input)."""
+    output (default: every column that is not a model input); ``workers``: processes
+    that score partitions in parallel (1: this process)."""
     from tidal.runtime.loaded import load_version
     from tidal.serve.predlog import PredictionLog, PredictionRecord
 
@@ -124,16 +126,14 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
     try:
         with open(partial_rejects, "w", encoding="utf-8") as bad_rows:
             bad_rows.write("row,reason,values\n")
-            for part, batch in enumerate(_batches(dataset, [*keys, *model.input_names],
-                                                  partition_rows)):
-                columns = {n: batch.column(n).to_numpy(zero_copy_only=False)
-                           for n in model.input_names}
-                good, checked, bad = split_valid(model.signature, columns)
+            batches = _batches(dataset, [*keys, *model.input_names], partition_rows)
+            for part, (batch, (good, checked, bad, outputs)) in enumerate(
+                    _scored(batches, model, version, settings.artifact_root, workers)):
                 for position, reason in bad:
-                    values = {n: _plain(columns[n][position]) for n in model.input_names}
+                    values = {n: _plain(batch.column(n)[position].as_py())
+                              for n in model.input_names}
                     bad_rows.write(_csv_row([rows + position, reason, json.dumps(values)]))
                 if checked is not None:
-                    outputs = model.predict(checked)
                     request_ids, row_numbers = _log(
                         log, PredictionRecord, job, part, checked, outputs, version,
                         deployment, log_rows)
@@ -188,6 +188,58 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
                        job, time.perf_counter() - started, triaged,
                        str(triage.output) if triage is not None and picked is not None
                        else None)
+
+
+#: the model a scoring worker process loaded once (see :func:`_scored`)
+_WORKER_MODEL: Any = None
+
+
+def _score_partition(model: Any, columns: dict[str, np.ndarray]) -> tuple[Any, ...]:
+    """One partition's good rows, their checked columns, the bad rows, the outputs."""
+    good, checked, bad = split_valid(model.signature, columns)
+    return good, checked, bad, None if checked is None else model.predict(checked)
+
+
+def _worker_start(artifact_root: str, version: Any) -> None:
+    global _WORKER_MODEL
+    from tidal.artifacts.store import ArtifactStore
+    from tidal.runtime.loaded import load_version
+
+    _WORKER_MODEL = load_version(ArtifactStore(artifact_root), version)
+
+
+def _worker_score(columns: dict[str, np.ndarray]) -> tuple[Any, ...]:
+    return _score_partition(_WORKER_MODEL, columns)
+
+
+def _scored(batches: Iterator[pa.RecordBatch], model: Any, version: Any,
+            artifact_root: str, workers: int) -> Iterator[tuple[pa.RecordBatch, Any]]:
+    """Each partition with its scores, in input order: here, or on ``workers``
+    processes (each loads the model once; at most two partitions per worker in flight,
+    so memory stays bounded)."""
+    def columns(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+        return {n: batch.column(n).to_numpy(zero_copy_only=False) for n in model.input_names}
+
+    if workers <= 1:
+        for batch in batches:
+            yield batch, _score_partition(model, columns(batch))
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_start,
+                             initargs=(artifact_root, version)) as pool:
+        waiting: deque[tuple[pa.RecordBatch, Any]] = deque()
+        for batch in batches:
+            waiting.append((batch, pool.submit(_worker_score, columns(batch))))
+            if len(waiting) >= 2 * workers:
+                done, future = waiting.popleft()
+                yield done, future.result()
+        while waiting:
+            done, future = waiting.popleft()
+            yield done, future.result()
 
 
 def _pick(picked: pa.Table | None, table: pa.Table, triage: Triage) -> pa.Table:
