@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tidal import display
-from tidal.cli_options import ProjectOption
+from tidal.cli_options import ProjectOption, open_project
 from tidal.core.errors import TidalError
 
 DEFAULT_PORT = 8090
@@ -27,10 +27,9 @@ def ui(
     except ImportError:
         raise TidalError("the dashboard needs the ui extra: pip install "
                          "'tidal-ml[ui]'") from None
-    from tidal.project import Project
     from tidal.ui.app import create_ui
 
-    with Project(project) as handle:
+    with open_project(project) as handle:
         display.console.print(f"the dashboard of {handle.settings.project_dir} on "
                               f"http://{host}:{port}; Ctrl-C to stop", highlight=False)
         uvicorn.run(create_ui(handle), host=host, port=port, access_log=False,

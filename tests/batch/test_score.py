@@ -155,6 +155,9 @@ def test_triage_keeps_the_rows_that_need_people_and_can_queue_them(scoring):
     assert result.triaged == 25 and sorted(riskiest["meter"]) == sorted(expected["meter"])
     queued = project.review.items("elec2")
     assert len(queued) == 25 and all("top 25 by proba_1" in i.reason for i in queued)
+    # a reviewer sees what the model saw, and what it answered
+    assert all(set(i.inputs) == set(FEATURES) for i in queued)
+    assert all(set(i.outputs) == {"label", "proba_0", "proba_1"} for i in queued)
     assert {(i.request_id, i.row) for i in queued} == set(
         zip(riskiest["request_id"], riskiest["row"], strict=True))
     above = score(project, "elec2", tmp / "in.parquet", tmp / "out2.parquet",
@@ -165,3 +168,7 @@ def test_triage_keeps_the_rows_that_need_people_and_can_queue_them(scoring):
         with pytest.raises(ValidationError):
             score(project, "elec2", tmp / "in.parquet", tmp / "out3.parquet", triage=wrong)
     assert not (tmp / "out3.parquet").exists() and not (tmp / "x.parquet").exists()
+    # an input column named like an output column would make an unreadable output
+    rows.rename(columns={"meter": "label"}).to_parquet(tmp / "labelled.parquet")
+    with pytest.raises(ValidationError, match="'label' would clash"):
+        score(project, "elec2", tmp / "labelled.parquet", tmp / "out4.parquet")

@@ -20,6 +20,7 @@ fails leaves no output (its log records stay: they describe predictions that wer
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import time
@@ -109,14 +110,23 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
     if unknown:
         raise ValidationError(f"--key names column(s) the input does not have: "
                               f"{', '.join(unknown)}")
+    produced = _output_names(model.classes)
+    clashing = [k for k in keys if k in produced]
+    if clashing:
+        raise ValidationError(f"the input's column(s) {', '.join(map(repr, clashing))} would "
+                              "clash with the output's own; name the columns to copy with "
+                              "--key")
+    if triage is not None:
+        triage.check()
+        if triage.by not in (*keys, *produced):
+            raise ValidationError(f"--by {triage.by!r} is not an output column (they are "
+                                  f"{', '.join([*keys, *produced])})")
     output = Path(output)
     rejects_path = Path(rejects) if rejects is not None else \
         output.with_name(output.stem + ".rejects.csv")
     job = new_id()
     partial = output.with_name(f".{output.name}.{job}.partial")
     partial_rejects = rejects_path.with_name(f".{rejects_path.name}.{job}.partial")
-    if triage is not None:
-        triage.check()
     picked: pa.Table | None = None  # the rows triage has chosen so far
     settings = project.settings
     log = PredictionLog(settings.serve.log_path(settings.project_dir), durability="async")
@@ -124,15 +134,16 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
     writer: pq.ParquetWriter | None = None
     rows = scored = rejected = 0
     try:
-        with open(partial_rejects, "w", encoding="utf-8") as bad_rows:
-            bad_rows.write("row,reason,values\n")
+        with open(partial_rejects, "w", encoding="utf-8", newline="") as bad_file:
+            bad_rows = csv.writer(bad_file)
+            bad_rows.writerow(["row", "reason", "values"])
             batches = _batches(dataset, [*keys, *model.input_names], partition_rows)
             for part, (batch, (good, checked, bad, outputs)) in enumerate(
                     _scored(batches, model, version, settings.artifact_root, workers)):
                 for position, reason in bad:
                     values = {n: _plain(batch.column(n)[position].as_py())
                               for n in model.input_names}
-                    bad_rows.write(_csv_row([rows + position, reason, json.dumps(values)]))
+                    bad_rows.writerow([rows + position, reason, json.dumps(values)])
                 if checked is not None:
                     request_ids, row_numbers = _log(
                         log, PredictionRecord, job, part, checked, outputs, version,
@@ -142,13 +153,11 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
                                           row_numbers)
                     if writer is None:
                         writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
-                        if triage is not None and triage.by not in table.column_names:
-                            raise ValidationError(
-                                f"--by {triage.by!r} is not an output column (they are "
-                                f"{', '.join(table.column_names)})")
                     writer.write_table(table)
-                    if triage is not None:
-                        picked = _pick(picked, table, triage)
+                    if triage is not None:  # with the inputs, for the people who look
+                        inputs = batch.take(pa.array(good)).select(model.input_names)
+                        extra = [n for n in model.input_names if n not in table.column_names]
+                        picked = _pick(picked, _with_columns(table, inputs, extra), triage)
                 rows += batch.num_rows
                 scored += len(good)
                 rejected += len(bad)
@@ -167,7 +176,8 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
             pq.write_table(picked, chosen)
             os.replace(chosen, triage.output)
             if triage.review:
-                _queue_for_review(project, deployment, picked, reason=_why(triage))
+                _queue_for_review(project, deployment, picked, model.input_names,
+                                  reason=_why(triage))
         os.replace(partial, output)
         if rejected:
             os.replace(partial_rejects, rejects_path)
@@ -242,6 +252,19 @@ def _scored(batches: Iterator[pa.RecordBatch], model: Any, version: Any,
             yield done, future.result()
 
 
+def _output_names(classes: list[Any] | None) -> list[str]:
+    """The columns scoring adds to the keys, in order."""
+    predicted = ["prediction"] if classes is None else \
+        ["label", *(f"proba_{c}" for c in classes)]
+    return [*predicted, "model_version", "request_id", "row"]
+
+
+def _with_columns(table: pa.Table, extra: pa.Table, names: list[str]) -> pa.Table:
+    for name in names:
+        table = table.append_column(name, extra.column(name))
+    return table
+
+
 def _pick(picked: pa.Table | None, table: pa.Table, triage: Triage) -> pa.Table:
     """The rows triage keeps after one more partition: at most ``top`` of them (the
     highest so far), or every row at or above ``above``."""
@@ -260,8 +283,8 @@ def _why(triage: Triage) -> str:
             else f"{triage.by} at least {triage.above:g}")
 
 
-def _queue_for_review(project: Project, deployment: str, picked: pa.Table, *,
-                      reason: str) -> None:
+def _queue_for_review(project: Project, deployment: str, picked: pa.Table,
+                      inputs: list[str], *, reason: str) -> None:
     """The chosen rows into the review queue, each with its logged request id and row
     (a reviewer's label then joins the prediction like any feedback)."""
     from tidal.store.review import NewReviewItem
@@ -271,7 +294,7 @@ def _queue_for_review(project: Project, deployment: str, picked: pa.Table, *,
     project.review.add([NewReviewItem(
         deployment=deployment, request_id=row["request_id"], row=int(row["row"]),
         event_time=now, reason=f"batch triage: {reason}",
-        inputs={k: v for k, v in row.items() if k not in ("request_id", "row")},
+        inputs={k: row[k] for k in inputs},
         outputs={k: v for k, v in row.items() if k in outputs or k.startswith("proba_")})
         for row in picked.to_pylist()], now=now)
 
@@ -293,7 +316,8 @@ def _batches(dataset: ds.Dataset, columns: list[str], rows: int) -> Iterator[pa.
     """Partitions of at most ``rows`` rows (the reader's batches regrouped)."""
     pending: list[pa.RecordBatch] = []
     count = 0
-    for batch in dataset.to_batches(columns=list(dict.fromkeys(columns)), batch_size=rows):
+    for batch in _read(dataset.to_batches(columns=list(dict.fromkeys(columns)),
+                                          batch_size=rows)):
         pending.append(batch)
         count += batch.num_rows
         if count >= rows:
@@ -301,6 +325,17 @@ def _batches(dataset: ds.Dataset, columns: list[str], rows: int) -> Iterator[pa.
             pending, count = [], 0
     if count:
         yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+
+
+def _read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The reader's batches; a file that stops being readable midway (a CSV value that
+    does not fit the type guessed from the first rows) is an input error, not a crash."""
+    try:
+        yield from batches
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise ValidationError(f"the input cannot be read past this point: {error} (CSV "
+                              "types are guessed from the first rows; convert the file to "
+                              "Parquet with explicit types)") from None
 
 
 def _log(log: Any, record: Any, job: str, part: int, checked: dict[str, np.ndarray],
@@ -365,12 +400,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return str(value)
     return value
-
-
-def _csv_row(values: list[Any]) -> str:
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()

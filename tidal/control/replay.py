@@ -161,8 +161,9 @@ def run_replay(spec: ReplaySpec, folder: Path, *,
 
     online = _start_reference_online(spec, frame, features, train_until, task, say) \
         if spec.reference_online else None
-    project = Project(folder, clock=clock, actor="replay")
+    project = None
     try:
+        project = Project(folder, clock=clock, actor="replay")
         say("training the first model …")
         first = run_standard(project, progress=False)
         if first["status"] != "blessed":
@@ -182,7 +183,8 @@ def run_replay(spec: ReplaySpec, folder: Path, *,
             online.cancel()
         raise
     finally:
-        project.close()
+        if project is not None:
+            project.close()
     online_predictions = None if online is None else online.result()
     return _summary(spec, production, task, static, served, online_predictions, timeline)
 

@@ -301,12 +301,16 @@ class Rollouts:
                                  f"to {current.model}:{previous}", payload={"rollback": True})
             # @champion leaves the version rolled back (for the one restored), in the
             # same transaction, so the next gate does not measure candidates against it
-            if registry.alias_target(session, current.model, CHAMPION) == \
-                    current.stable_version and registry.is_servable(session, current.model,
-                                                                     previous):
-                registry.write_alias(session, current.model, CHAMPION, previous, now=now,
-                                     actor=self.actor, reason=f"version "
-                                     f"{current.stable_version} was rolled back")
+            if registry.alias_target(session, current.model, CHAMPION) != \
+                    current.stable_version:
+                return restored
+            if not registry.is_servable(session, current.model, previous):
+                log.warning("rollback: %s of %s stays on %s: version %s is not servable",
+                            CHAMPION, current.model, current.stable_version, previous)
+                return restored
+            registry.write_alias(session, current.model, CHAMPION, previous, now=now,
+                                 actor=self.actor,
+                                 reason=f"version {current.stable_version} was rolled back")
             return restored
 
         return self.project.db.transact(write)

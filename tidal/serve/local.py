@@ -70,9 +70,14 @@ class LocalServer:
         sent = {"content-type": "application/json", **(headers or {})}
         if self.token:
             sent["authorization"] = f"Bearer {self.token}"
-        self._connection.request(method, path, body=data, headers=sent)
-        answer = self._connection.getresponse()
-        return answer.status, answer.read()
+        try:
+            self._connection.request(method, path, body=data, headers=sent)
+            answer = self._connection.getresponse()
+            return answer.status, answer.read()
+        except (OSError, http.client.HTTPException):
+            self._connection.close()  # a broken connection is not reused: the next
+            self._connection = None   # call opens a fresh one
+            raise
 
     def stop(self) -> None:
         if self._connection is not None:

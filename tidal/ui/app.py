@@ -11,7 +11,6 @@ with the actor ``dashboard``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from tidal.core.errors import TidalError
 from tidal.ui import pages
 from tidal.ui.auth import COOKIE, SESSION_SECONDS, Sessions
+from tidal.ui.formats import when
 
 if TYPE_CHECKING:
     from tidal.project import Project
@@ -42,8 +43,7 @@ def create_ui(project: Project) -> Starlette:
     templates = Environment(loader=PackageLoader("tidal.ui", "templates"),
                             autoescape=select_autoescape(default=True),
                             trim_blocks=True, lstrip_blocks=True)
-    templates.filters["when"] = _when
-    templates.filters["ago"] = _ago
+    templates.filters["when"] = when
     sessions = Sessions(project.settings.serve.admin_token_env)
 
     def render(request: Request, template: str, context: dict[str, Any]) -> HTMLResponse:
@@ -59,13 +59,18 @@ def create_ui(project: Project) -> Starlette:
     def page(build: Callable[..., dict[str, Any]], template: str
              ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            return render(request, template, build(project, request))
+            # the store's reads block: off the event loop, so one slow page (a year of
+            # monitoring) does not hold up the others
+            context = await run_in_threadpool(build, project, request)
+            return render(request, template, context)
         return endpoint
 
     def admin_form(handler: Callable[[Request, Any], Awaitable[Response]]
                    ) -> Callable[[Request], Awaitable[Response]]:
         """A POST handler for a logged-in admin's own form (else refused, 403)."""
         async def endpoint(request: Request) -> Response:
+            if sessions.get(request.cookies.get(COOKIE)) is None:  # before reading a body
+                return _refused("log in with the admin token first")
             form = await request.form()
             refused = _check(sessions, request, form)
             return refused if refused is not None else await handler(request, form)
@@ -218,19 +223,3 @@ def _text(value: Any) -> str | None:
 def _local(target: str) -> str:
     """A redirect target on this site only (never ``//evil`` or ``https://evil``)."""
     return target if target.startswith("/") and not target.startswith("//") else "/"
-
-
-def _when(epoch: float | None) -> str:
-    if epoch is None:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
-
-
-def _ago(epoch: float | None, now: float | None = None) -> str:
-    if epoch is None:
-        return "—"
-    seconds = (now if now is not None else time.time()) - epoch
-    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "min")):
-        if abs(seconds) >= size:
-            return f"{seconds / size:.0f} {unit} ago"
-    return "just now"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tidal.store.events import event_kinds, list_events, search_events
+from tidal.ui.formats import when
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -241,15 +242,13 @@ def monitoring(project: Project, request: Request) -> dict[str, Any]:
     """A deployment's checks over a span: alert states; each single-valued check as a
     line with its warn and alert thresholds; each per-feature check (drift, missing
     values, schema, slices) as a heat map of features over time."""
-    import time
-
     from tidal.core.errors import NotFoundError
     from tidal.monitor.alerts import Rules
     from tidal.ui.charts import heat_map, line_chart
 
     name = request.path_params["name"]
     try:
-        project.get_deployment(name)
+        deployment = project.get_deployment(name)
     except NotFoundError as error:
         return {"title": "Deployment not found", "status": 404, "message": str(error)}
     span = request.query_params.get("span", "7d")
@@ -261,13 +260,14 @@ def monitoring(project: Project, request: Request) -> dict[str, Any]:
                                "latest": latest}
     if latest is None:
         return context
-    features = [f["name"] for f in (project.model_version(
-        f"{project.get_deployment(name).model}:{latest.version}").signature or {}).get(
-        "inputs", [])] if latest.version is not None else []
+    version = project.model_version(f"{deployment.model}:{latest.version}") \
+        if latest.version is not None else None
+    features = [f["name"] for f in ((version.signature or {}).get("inputs") or [])] \
+        if version is not None else []
     chosen = request.query_params.get("feature") or (features[0] if features else "")
     context["features"] = features
     if chosen in features:
-        context["distribution"] = feature_distribution(project, latest, chosen)
+        context["distribution"] = feature_distribution(project, latest, version, chosen)
     since = latest.end - SPANS[span] * DAY
     rules = Rules(project.settings.monitor.alerts)
     # (low, high, mean, end) per bucket of time, per check and subject, from the database
@@ -276,9 +276,6 @@ def monitoring(project: Project, request: Request) -> dict[str, Any]:
             name, since, latest.end, HEAT_COLUMNS):
         by_check.setdefault(check, {}).setdefault(subject, {})[bucket] = (low, high, mean,
                                                                           end)
-
-    def day(epoch: float) -> str:
-        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
 
     def worst(rule: Any, values: tuple[float, float, float, float]) -> float:
         """A bucket's value as its worst window (a spike stays visible), or its mean."""
@@ -296,7 +293,7 @@ def monitoring(project: Project, request: Request) -> dict[str, Any]:
             context["lines"].append({"check": check, "chart": line_chart(
                 [(check, [(values[3], worst(rule, values))
                           for _, values in sorted(subjects[""].items())])],
-                title=f"{check} per window", thresholds=marks, x_format=day)})
+                title=f"{check} per window", thresholds=marks, x_format=when)})
             continue
         used = sorted({b for buckets in subjects.values() for b in buckets})
         rows = []
@@ -308,7 +305,7 @@ def monitoring(project: Project, request: Request) -> dict[str, Any]:
         high = getattr(rule, "alert", None) or max(
             (v for _, values in rows for v in values if v is not None), default=1.0) or 1.0
         context["maps"].append({"check": check, "chart": heat_map(
-            rows, [day(since + (b + 1) * width) for b in used],
+            rows, [when(since + (b + 1) * width) for b in used],
             title=f"{check} per feature over time", high=float(high))})
     return context
 
@@ -345,19 +342,19 @@ def review_item(project: Project, request: Request) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - the item stays reviewable without its classes
         classes = []
     return {"title": f"Review item {item.id}", "name": name, "item": item,
-            "classes": classes[:9]}
+            "classes": classes}
 
 
-def feature_distribution(project: Project, window: Any, feature: str) -> dict[str, Any]:
-    """The reference's and the window's distribution of one input, on the reference's
-    bins (numbers) or categories (the 20 most frequent), as shares of rows."""
+def feature_distribution(project: Project, window: Any, version: Any,
+                         feature: str) -> dict[str, Any]:
+    """The reference's and the window's distribution of one input (``version``: the
+    one that served the window), on the reference's bins (numbers) or categories (the
+    20 most frequent), as shares of rows."""
     from tidal.data.profiles import DatasetProfile
     from tidal.ui.charts import distributions
 
-    if window is None or window.profile_sha256 is None or window.version is None:
+    if window.profile_sha256 is None or version is None:
         return {"feature": feature, "chart": None, "note": "no window profile yet"}
-    deployment = project.get_deployment(window.deployment)
-    version = project.model_version(f"{deployment.model}:{window.version}")
     reference = project.monitoring.get_reference(version.id)
     if reference is None:
         return {"feature": feature, "chart": None,
@@ -390,11 +387,5 @@ def feature_distribution(project: Project, window: Any, feature: str) -> dict[st
     chart = distributions([c / ref_total for c in ref_counts],
                           [c / win_total for c in win_counts], labels,
                           title=f"{feature}: reference vs the window ending "
-                                f"{_stamp(window.end)}")
+                                f"{when(window.end)}")
     return {"feature": feature, "chart": chart, "note": None}
-
-
-def _stamp(epoch: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
