@@ -164,16 +164,19 @@ class Monitor:
                       for p in self.compacted.glob("deployment=*") if p.is_dir()}
         return sorted(names)
 
-    def pending_windows(self, deployment: str, now: float,
-                        hours: list[float] | None = None) -> list[tuple[float, float]]:
-        """The closed windows of ``deployment`` not computed yet that may hold rows
-        (``hours``: the starts of its hour partitions, when already listed)."""
+    def pending_windows(self, deployment: str, now: float) -> list[tuple[float, float]]:
+        """The closed windows of ``deployment`` not computed yet that may hold rows."""
+        last = self.project.monitoring.last_window_end(deployment)
+        return self._pending(now, HourReader(self.compacted, deployment, since=last).hours,
+                             last)
+
+    def _pending(self, now: float, hours: list[float], last: float | None
+                 ) -> list[tuple[float, float]]:
+        """The windows from ``last`` (the end of the last one computed) to ``now`` that
+        overlap one of ``hours`` (the starts of the deployment's hour partitions)."""
         length, lateness = self.config.window, self.config.lateness
-        if hours is None:
-            hours = HourReader(self.compacted, deployment).hours
         if not hours:
             return []
-        last = self.project.monitoring.last_window_end(deployment)
         start = last if last is not None else math.floor(hours[0] / length) * length
         spans = []
         while start + length + lateness <= now:
@@ -193,9 +196,9 @@ class Monitor:
                        on_window: Callable[[str, WindowRecord], None] | None = None
                        ) -> DeploymentRun:
         result = DeploymentRun(deployment)
-        reader = HourReader(self.compacted, deployment,
-                            since=self.project.monitoring.last_window_end(deployment))
-        for start, end in self.pending_windows(deployment, now, reader.hours):
+        last = self.project.monitoring.last_window_end(deployment)
+        reader = HourReader(self.compacted, deployment, since=last)
+        for start, end in self._pending(now, reader.hours, last):
             wants_shadow = self.config.review.shadow_disagreement
             table, shadow = reader.window_and_shadow(start, end, shadow=wants_shadow)
             if table.num_rows == 0:

@@ -12,6 +12,7 @@ with the actor ``dashboard``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -206,14 +207,8 @@ def _label(text: str | None) -> Any:
 
 
 def _refused(why: str, status: int = 403) -> Response:
-    return HTMLResponse(f"<!doctype html><title>Refused</title><p>Refused: {_escape(why)}. "
+    return HTMLResponse(f"<!doctype html><title>Refused</title><p>Refused: {escape(why)}. "
                         f'<a href="/login">Log in</a></p>', status_code=status)
-
-
-def _escape(text: str) -> str:
-    from html import escape
-
-    return escape(text)
 
 
 def _text(value: Any) -> str | None:
