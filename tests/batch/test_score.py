@@ -1,38 +1,23 @@
-"""Batch scoring against the trained project (a logistic regression exported to ONNX as
-elec2:1, a random forest as elec2:2): real Parquet and CSV files, the real prediction
-log, the command line in a subprocess."""
+"""Batch scoring against the trained project (``scoring`` in conftest.py): real Parquet
+and CSV files, the real prediction log, the command line in a subprocess."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import tidal
 from tidal.batch.job import score
+from tidal.core.errors import ValidationError
 from tidal.serve.predlog import read_log
 
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
-
-
-@pytest.fixture
-def scoring(trained_project: Path, tmp_path: Path):
-    folder = tmp_path / "project"
-    shutil.copytree(trained_project, folder)
-    project = tidal.Project(folder)
-    project.set_deployment("elec2", "elec2:1")
-    rows = pd.read_csv(folder / "elec2.csv").iloc[:2_500].reset_index(drop=True)
-    rows.insert(0, "meter", [f"m{i}" for i in range(len(rows))])
-    yield project, rows, tmp_path
-    project.close()
 
 
 def test_a_table_is_scored_like_the_server_would_and_logged_as_batch(scoring):
@@ -172,3 +157,50 @@ def test_triage_keeps_the_rows_that_need_people_and_can_queue_them(scoring):
     rows.rename(columns={"meter": "label"}).to_parquet(tmp / "labelled.parquet")
     with pytest.raises(ValidationError, match="'label' would clash"):
         score(project, "elec2", tmp / "labelled.parquet", tmp / "out4.parquet")
+
+
+def test_triaged_rows_reach_a_webhook_and_a_failed_delivery_is_reported(
+        scoring, receiver_factory):
+    from tidal.batch.job import Triage
+
+    project, rows, tmp = scoring
+    rows.to_parquet(tmp / "in.parquet")
+    receiver = receiver_factory()
+    result = score(project, "elec2", tmp / "in.parquet", tmp / "out.parquet",
+                   keys=["meter"], partition_rows=600,
+                   triage=Triage(by="proba_1", top=1_500, output=tmp / "risky.parquet",
+                                 webhook=receiver.url))
+    assert result.triaged == 1_500 and result.webhook_error is None
+    assert [(b["part"], b["parts"]) for b in receiver.bodies] == [(1, 2), (2, 2)]
+    assert {b["kind"] for b in receiver.bodies} == {"batch.triage"}
+    sent = [row for body in receiver.bodies for row in body["rows"]]
+    risky = pq.read_table(tmp / "risky.parquet").to_pandas()
+    assert sorted(r["meter"] for r in sent) == sorted(risky["meter"])
+    assert set(sent[0]) >= {"meter", "label", "proba_1", "request_id", "row", *FEATURES}
+    refusing = receiver_factory(failures=10, status=400)
+    failed = score(project, "elec2", tmp / "in.parquet", tmp / "out2.parquet",
+                   triage=Triage(by="proba_1", above=0.9, output=tmp / "sure.parquet",
+                                 webhook=refusing.url))
+    assert "HTTP 400" in failed.webhook_error and refusing.attempts == 1
+    assert (tmp / "sure.parquet").exists() and (tmp / "out2.parquet").exists()
+
+
+def test_partitions_scored_as_ray_tasks_match_this_process(scoring):
+    ray = pytest.importorskip(
+        "ray", reason="Ray is not installed (optional extra: pip install 'tidal-ml[ray]')")
+    project, rows, tmp = scoring
+    rows.to_parquet(tmp / "in.parquet")
+    here = score(project, "elec2", tmp / "in.parquet", tmp / "here.parquet", keys=["meter"],
+                 partition_rows=500)
+    try:
+        on_ray = score(project, "elec2", tmp / "in.parquet", tmp / "ray.parquet",
+                       keys=["meter"], partition_rows=500, executor="ray", workers=2)
+    finally:
+        ray.shutdown()
+    assert (on_ray.scored, on_ray.partitions) == (here.scored, 5)
+    a, b = (pq.read_table(tmp / name).to_pandas() for name in ("here.parquet", "ray.parquet"))
+    assert a["meter"].tolist() == b["meter"].tolist()
+    assert (a["label"] == b["label"]).all() and np.allclose(a["proba_1"], b["proba_1"])
+    with pytest.raises(ValidationError, match="unknown executor"):
+        score(project, "elec2", tmp / "in.parquet", tmp / "x.parquet", executor="dask",
+              workers=2, partition_rows=500)

@@ -1,65 +1,13 @@
 """Webhooks: delivered with retries and back-off, failures recorded, the monitor never
-waits. A real HTTP server on 127.0.0.1 plays the receiver."""
+waits. A real HTTP server on 127.0.0.1 plays the receiver (``receiver_factory`` in
+conftest.py)."""
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from tidal.monitor.sinks import WebhookSink
 from tidal.store.monitoring import AlertStateRecord, StateChange
-
-
-class Receiver:
-    """An HTTP server that answers the first ``failures`` POSTs with ``status``."""
-
-    def __init__(self, failures: int = 0, status: int = 500, delay: float = 0.0) -> None:
-        self.failures, self.status, self.delay = failures, status, delay
-        self.bodies: list[dict] = []
-        self.attempts = 0
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                body = self.rfile.read(int(self.headers["content-length"]))
-                receiver.attempts += 1
-                time.sleep(receiver.delay)
-                if receiver.attempts <= receiver.failures:
-                    self.send_response(receiver.status)
-                else:
-                    receiver.bodies.append(json.loads(body))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver_factory() -> Iterator:
-    made: list[Receiver] = []
-
-    def make(**kwargs) -> Receiver:
-        made.append(Receiver(**kwargs))
-        return made[-1]
-
-    yield make
-    for receiver in made:
-        receiver.close()
 
 
 def _change(state: str = "alert") -> StateChange:

@@ -1,66 +1,56 @@
-"""``tidal score``: a table scored by the version a deployment serves.
+"""``tidal score``: a table scored by the versions a deployment serves.
 
-The input (a CSV or Parquet file, or a folder of Parquet files) is read in partitions of
-``partition_rows`` through PyArrow's dataset reader, so memory stays bounded whatever
-its size, and scored here or on ``workers`` processes (in input order). Each
-partition's rows are checked like a request to the server (failures go to the rejects
-file with the row number and the reason, never dropped silently), predicted with the
-same runtime (ONNX Runtime when the version was exported), written
-to the output and to the prediction log with the route ``batch`` (one record per
-``log_rows`` rows: the monitors see batch traffic like online traffic, and labels join
-by request id and row).
+The input (a CSV or Parquet file, a folder of Parquet files, or a SQL query; see
+:mod:`tidal.batch.sources`) is read in partitions of ``partition_rows``, so memory stays
+bounded whatever its size, and scored in this process, on worker processes or on Ray
+(:mod:`tidal.batch.workers`), in input order. Each partition's rows are checked like a
+request to the server (failures go to the rejects file with the row number and the
+reason, never dropped silently), predicted with the same runtime (ONNX Runtime when the
+version was exported), written to the output (:mod:`tidal.batch.sinks`) and to the
+prediction log, one record per ``log_rows`` rows: the monitors see batch traffic like
+online traffic, and labels join by request id and row.
 
-Triage (:class:`Triage`) keeps the rows that need people (the top K by a column, or
-those above a threshold) in a separate output, and may queue them for review.
+A deployment's traffic policy applies to batches as it does to requests: while a canary
+runs, a ``canary_weight`` share of the partitions (chosen by hashing the job and
+partition, like a routing key) is answered by the canary; a shadow scores every good row
+too, off the output. Their records carry the routes ``batch_canary`` and
+``batch_shadow``, so a rollout's analysis compares them with the stable version's
+``batch`` rows of the same period (the shadow's by request id and row).
 
-Writing is atomic: the output and the rejects file are written under temporary names
-beside their final ones and renamed only when every partition is done, so a job that
-fails leaves no output (its log records stay: they describe predictions that were made).
+Triage (:mod:`tidal.batch.triage`) keeps the rows that need people in a separate output,
+and may queue them for review and POST them to a webhook.
+
+Writing is atomic: the output, the rejects and triage files appear whole when every
+partition is done, or not at all (the log's records stay: they describe predictions that
+were made).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
-from tidal.batch.validation import split_valid
-from tidal.core.errors import NotFoundError, ValidationError
+from tidal.batch.sinks import ParquetSink, Sink, TableSink
+from tidal.batch.sources import Source, is_url, open_source
+from tidal.batch.triage import Picker, Triage, post_to_webhook, queue_for_review
+from tidal.batch.workers import Scores, Task, default_workers, make_executor, scored_in_order
+from tidal.core.errors import ValidationError
 from tidal.core.ids import new_id
+from tidal.serve.router import BATCH, BATCH_CANARY, BATCH_SHADOW, CANARY, choose_route
 
 if TYPE_CHECKING:
     from tidal.project import Project
 
-ROUTE = "batch"
-
-
-@dataclass(frozen=True)
-class Triage:
-    """Which scored rows need people: the ``top`` rows by ``by`` (highest first), or
-    every row whose ``by`` is at least ``above``; written to ``output`` and, with
-    ``review``, queued for human review."""
-
-    by: str
-    output: Path
-    top: int | None = None
-    above: float | None = None
-    review: bool = False
-
-    def check(self) -> None:
-        if (self.top is None) == (self.above is None):
-            raise ValidationError("triage takes --top K or --above X (one of them) with --by")
-        if self.top is not None and self.top < 1:
-            raise ValidationError("--top must be at least 1")
+__all__ = ["ScoreResult", "Triage", "score"]
+ROUTE = BATCH
 
 
 @dataclass(frozen=True)
@@ -78,178 +68,252 @@ class ScoreResult:
     seconds: float
     triaged: int = 0
     triage: str | None = None
+    #: the versions that took part, by route (batch, batch_canary, batch_shadow)
+    versions: dict[str, int] = field(default_factory=dict)
+    partitions: int = 0
+    canary_partitions: int = 0
+    shadow_failures: int = 0
+    #: why the triaged rows did not all reach the webhook (None: they did, or no webhook)
+    webhook_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _Versions:
+    """The versions a job scores with, as the deployment routes them now."""
+
+    stable: Any
+    canary: Any = None
+    weight: float = 0.0
+    shadow: Any = None
+
+    def answering(self, job: str, part: int) -> tuple[Any, str]:
+        """The version that answers partition ``part``, and its route."""
+        route = choose_route(self.weight, self.canary is not None, f"{job}:{part}")
+        return (self.canary, BATCH_CANARY) if route == CANARY else (self.stable, BATCH)
+
+
 def score(project: Project, deployment: str, source: str | Path, output: str | Path, *,
+          query: str | None = None, table: str | None = None, if_exists: str = "fail",
           keys: list[str] | None = None, rejects: str | Path | None = None,
           partition_rows: int = 100_000, log_rows: int = 1_000,
-          triage: Triage | None = None, workers: int = 1,
+          triage: Triage | None = None, executor: str = "process",
+          workers: int | None = 1, candidates: bool = True,
           progress: Callable[[int], None] | None = None) -> ScoreResult:
-    """Score ``source`` with the version ``deployment`` serves into the Parquet file
-    ``output`` (see the module docstring). ``keys``: the input columns copied to the
-    output (default: every column that is not a model input); ``workers``: processes
-    that score partitions in parallel (1: this process)."""
-    from tidal.runtime.loaded import load_version
-    from tidal.serve.predlog import PredictionLog, PredictionRecord
+    """Score ``source`` (a path, or a SQLAlchemy URL with ``query``) with the versions
+    ``deployment`` serves into ``output`` (a Parquet path, or a SQLAlchemy URL with
+    ``table`` and ``if_exists``: fail, replace or append). See the module docstring.
+
+    ``keys``: the input columns copied to the output (default: every column that is not
+    a model input); ``executor`` and ``workers``: where partitions are scored (process
+    with one worker: this process; None: one worker per core); ``candidates``: let the
+    deployment's canary and shadow take part (False: the stable version alone)."""
+    from tidal.serve.predlog import PredictionLog
 
     started = time.perf_counter()
+    if partition_rows < 1 or log_rows < 1:
+        raise ValidationError("partition_rows and log_rows must be at least 1")
+    workers = default_workers() if workers is None else workers
+    versions = _versions(project, deployment, candidates)
+    models = {route: _loaded(project, v) for route, v in
+              ((BATCH, versions.stable), (BATCH_CANARY, versions.canary),
+               (BATCH_SHADOW, versions.shadow)) if v is not None}
+    stable = models[BATCH]
+    if BATCH_CANARY in models and models[BATCH_CANARY].classes != stable.classes:
+        raise ValidationError(f"the canary {versions.canary.ref} has other classes than "
+                              f"{versions.stable.ref}: score with the stable version alone "
+                              "(--stable-only)")
+    inputs = list(dict.fromkeys(n for m in models.values() for n in m.input_names))
+    reader = open_source(source, query)
+    job = new_id()
+    sink: Sink | None = None
+    try:
+        keys = _check_columns(reader, inputs, keys, stable, versions, triage)
+        produced = _output_names(stable.classes)
+        sink = _sink(output, table, if_exists, job, [*keys, *produced])
+        known = reader.known_rows()
+        if known is not None and known <= partition_rows:
+            workers = 1  # one partition: starting workers would only cost time
+        pool = make_executor(executor, workers)
+    except BaseException:
+        reader.close()
+        if sink is not None:
+            sink.abort()
+        raise
+    rejects_path = Path(rejects) if rejects is not None else _beside(output, table,
+                                                                     ".rejects.csv")
+    partial_rejects = rejects_path.with_name(f".{rejects_path.name}.{job}.partial")
+    picker = Picker(triage) if triage is not None else None
+    settings = project.settings
+    log = PredictionLog(settings.serve.log_path(settings.project_dir), durability="async")
+    log.start()
+    counts = {"rows": 0, "scored": 0, "rejected": 0, "parts": 0, "canary": 0,
+              "shadow_failures": 0}
+    try:
+        with open(partial_rejects, "w", encoding="utf-8", newline="") as bad_file:
+            bad_rows = csv.writer(bad_file)
+            bad_rows.writerow(["row", "reason", "values"])
+            tasks = _tasks(reader.batches([*keys, *inputs], partition_rows), inputs,
+                           versions, settings.artifact_root, job)
+            for (part, batch, route), scores in scored_in_order(tasks, pool, workers):
+                model = models[route]
+                for position, reason in scores.bad:
+                    values = {n: _plain(batch.column(n)[position].as_py())
+                              for n in model.input_names}
+                    bad_rows.writerow([counts["rows"] + position, reason, json.dumps(values)])
+                if scores.checked is not None:
+                    version = versions.canary if route == BATCH_CANARY else versions.stable
+                    request_ids, row_numbers = _log(
+                        log, project.clock.now(), job, part, route, scores, version,
+                        versions.shadow, deployment, log_rows)
+                    good = batch.take(pa.array(scores.good))
+                    scored = _output_table(good.select(keys), scores.outputs, stable.classes,
+                                           version.version, request_ids, row_numbers)
+                    sink.write(scored)
+                    if picker is not None:  # with the inputs, for the people who look
+                        extra = [n for n in model.input_names if n not in scored.column_names]
+                        picker.add(_with_columns(scored, good, extra))
+                    counts["shadow_failures"] += scores.shadow_error is not None
+                counts["canary"] += route == BATCH_CANARY
+                counts["parts"] += 1
+                counts["rows"] += batch.num_rows
+                counts["scored"] += len(scores.good)
+                counts["rejected"] += len(scores.bad)
+                if progress is not None:
+                    progress(batch.num_rows)
+        schema = _output_schema(reader, keys, stable.classes)
+        reader.close()  # before writing: a query may read the database the table goes to
+        sink.commit(schema)
+        log.close()
+        triaged, webhook_error = _deliver_triage(project, deployment, picker, job, stable,
+                                                 versions)
+        if counts["rejected"]:
+            partial_rejects.replace(rejects_path)
+        else:
+            partial_rejects.unlink()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        sink.abort()
+        partial_rejects.unlink(missing_ok=True)
+        if picker is not None:
+            picker.partial(job).unlink(missing_ok=True)
+        log.close()
+        raise
+    finally:
+        reader.close()
+    pool.shutdown()
+    used = {route: v.version for route, v in ((BATCH, versions.stable),
+                                             (BATCH_CANARY, versions.canary),
+                                             (BATCH_SHADOW, versions.shadow))
+            if v is not None and (route != BATCH_CANARY or counts["canary"])}
+    return ScoreResult(
+        deployment, versions.stable.model, versions.stable.version, stable.runtime,
+        counts["rows"], counts["scored"], counts["rejected"], sink.where,
+        str(rejects_path) if counts["rejected"] else None, job,
+        time.perf_counter() - started, triaged,
+        str(triage.output) if triage is not None and triaged else None, used,
+        counts["parts"], counts["canary"], counts["shadow_failures"], webhook_error)
+
+
+def _versions(project: Project, deployment: str, candidates: bool) -> _Versions:
     current = project.get_deployment(deployment)
-    version = project.model_version(f"{current.model}:{current.stable_version}")
-    model = load_version(project.artifacts, version)
-    dataset = _dataset(Path(source))
-    names = dataset.schema.names
-    missing = [name for name in model.input_names if name not in names]
+
+    def version(number: int | None) -> Any:
+        return None if number is None else project.model_version(f"{current.model}:{number}")
+
+    if not candidates:
+        return _Versions(version(current.stable_version))
+    return _Versions(version(current.stable_version), version(current.canary_version),
+                     current.canary_weight, version(current.shadow_version))
+
+
+def _loaded(project: Project, version: Any) -> Any:
+    from tidal.batch.workers import loaded
+
+    return loaded(project.settings.artifact_root, version)
+
+
+def _check_columns(reader: Source, inputs: list[str], keys: list[str] | None, stable: Any,
+                   versions: _Versions, triage: Triage | None) -> list[str]:
+    """The key columns to copy; refuses an input that lacks a model input, keys it does
+    not have or that would clash with the output's own columns, and a triage that
+    cannot work, all before any row is scored."""
+    names = reader.names
+    missing = [name for name in inputs if name not in names]
     if missing:
         raise ValidationError(f"the input has no column {', '.join(map(repr, missing))} "
-                              f"(the model {version.ref} takes {', '.join(model.input_names)})")
-    keys = [n for n in names if n not in model.input_names] if keys is None else keys
+                              f"(the model {versions.stable.ref} takes "
+                              f"{', '.join(stable.input_names)})")
+    keys = [n for n in names if n not in inputs] if keys is None else keys
     unknown = [k for k in keys if k not in names]
     if unknown:
         raise ValidationError(f"--key names column(s) the input does not have: "
                               f"{', '.join(unknown)}")
-    produced = _output_names(model.classes)
+    produced = _output_names(stable.classes)
     clashing = [k for k in keys if k in produced]
     if clashing:
         raise ValidationError(f"the input's column(s) {', '.join(map(repr, clashing))} would "
                               "clash with the output's own; name the columns to copy with "
                               "--key")
     if triage is not None:
-        triage.check()
-        if triage.by not in (*keys, *produced):
-            raise ValidationError(f"--by {triage.by!r} is not an output column (they are "
-                                  f"{', '.join([*keys, *produced])})")
-    output = Path(output)
-    rejects_path = Path(rejects) if rejects is not None else \
-        output.with_name(output.stem + ".rejects.csv")
-    job = new_id()
-    partial = output.with_name(f".{output.name}.{job}.partial")
-    partial_rejects = rejects_path.with_name(f".{rejects_path.name}.{job}.partial")
-    picked: pa.Table | None = None  # the rows triage has chosen so far
-    settings = project.settings
-    log = PredictionLog(settings.serve.log_path(settings.project_dir), durability="async")
-    log.start()
-    writer: pq.ParquetWriter | None = None
-    rows = scored = rejected = 0
-    try:
-        with open(partial_rejects, "w", encoding="utf-8", newline="") as bad_file:
-            bad_rows = csv.writer(bad_file)
-            bad_rows.writerow(["row", "reason", "values"])
-            batches = _batches(dataset, [*keys, *model.input_names], partition_rows)
-            for part, (batch, (good, checked, bad, outputs)) in enumerate(
-                    _scored(batches, model, version, settings.artifact_root, workers)):
-                for position, reason in bad:
-                    values = {n: _plain(batch.column(n)[position].as_py())
-                              for n in model.input_names}
-                    bad_rows.writerow([rows + position, reason, json.dumps(values)])
-                if checked is not None:
-                    request_ids, row_numbers = _log(
-                        log, PredictionRecord, job, part, checked, outputs, version,
-                        deployment, log_rows)
-                    table = _output_table(batch.take(pa.array(good)).select(keys), outputs,
-                                          model.classes, version.version, request_ids,
-                                          row_numbers)
-                    if writer is None:
-                        writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
-                    writer.write_table(table)
-                    if triage is not None:  # with the inputs, for the people who look
-                        inputs = batch.take(pa.array(good)).select(model.input_names)
-                        extra = [n for n in model.input_names if n not in table.column_names]
-                        picked = _pick(picked, _with_columns(table, inputs, extra), triage)
-                rows += batch.num_rows
-                scored += len(good)
-                rejected += len(bad)
-                if progress is not None:
-                    progress(batch.num_rows)
-        if writer is None:  # no row scored: still an output, with no rows
-            pq.write_table(_empty_output(keys, model.classes, dataset.schema), partial)
-        else:
-            writer.close()
-            writer = None
-        log.close()
-        triaged = 0
-        if triage is not None and picked is not None:
-            triaged = picked.num_rows
-            chosen = triage.output.with_name(f".{triage.output.name}.{job}.partial")
-            pq.write_table(picked, chosen)
-            os.replace(chosen, triage.output)
-            if triage.review:
-                _queue_for_review(project, deployment, picked, model.input_names,
-                                  reason=_why(triage))
-        os.replace(partial, output)
-        if rejected:
-            os.replace(partial_rejects, rejects_path)
-        else:
-            partial_rejects.unlink()
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        leftovers = [partial, partial_rejects]
-        if triage is not None:
-            leftovers.append(triage.output.with_name(f".{triage.output.name}.{job}.partial"))
-        for leftover in leftovers:
-            leftover.unlink(missing_ok=True)
-        log.close()
-        raise
-    return ScoreResult(deployment, version.model, version.version, model.runtime, rows,
-                       scored, rejected, str(output), str(rejects_path) if rejected else None,
-                       job, time.perf_counter() - started, triaged,
-                       str(triage.output) if triage is not None and picked is not None
-                       else None)
+        triage.check([*keys, *produced])
+    return keys
 
 
-#: the model a scoring worker process loaded once (see :func:`_scored`)
-_WORKER_MODEL: Any = None
+def _sink(output: str | Path, table: str | None, if_exists: str, job: str,
+          columns: list[str]) -> Sink:
+    if is_url(output):
+        if not table:
+            raise ValidationError("a database output needs a table (--table NAME)")
+        return TableSink(str(output), table, job, if_exists=if_exists, columns=columns)
+    if table:
+        raise ValidationError("--table is for a database output: give --output a "
+                              "SQLAlchemy URL (e.g. sqlite:///scores.db)")
+    path = Path(output)
+    if path.suffix.lower() != ".parquet":
+        raise ValidationError(f"{path.name}: the output is a .parquet file or a database URL")
+    if not path.parent.is_dir():
+        raise ValidationError(f"no folder {path.parent} for the output")
+    return ParquetSink(path, job)
 
 
-def _score_partition(model: Any, columns: dict[str, np.ndarray]) -> tuple[Any, ...]:
-    """One partition's good rows, their checked columns, the bad rows, the outputs."""
-    good, checked, bad = split_valid(model.signature, columns)
-    return good, checked, bad, None if checked is None else model.predict(checked)
+def _beside(output: str | Path, table: str | None, suffix: str) -> Path:
+    """A file named after the output: beside a Parquet output, in the working folder
+    for a table."""
+    if is_url(output):
+        return Path.cwd() / f"{table}{suffix}"
+    path = Path(output)
+    return path.with_name(path.stem + suffix)
 
 
-def _worker_start(artifact_root: str, version: Any) -> None:
-    global _WORKER_MODEL
-    from tidal.artifacts.store import ArtifactStore
-    from tidal.runtime.loaded import load_version
-
-    _WORKER_MODEL = load_version(ArtifactStore(artifact_root), version)
-
-
-def _worker_score(columns: dict[str, np.ndarray]) -> tuple[Any, ...]:
-    return _score_partition(_WORKER_MODEL, columns)
+def _tasks(batches: Iterator[pa.RecordBatch], inputs: list[str], versions: _Versions,
+           artifact_root: str, job: str
+           ) -> Iterator[tuple[tuple[int, pa.RecordBatch, str], Task]]:
+    """Each partition with the version that answers it, as a task for a worker."""
+    for part, batch in enumerate(batches):
+        version, route = versions.answering(job, part)
+        columns = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in inputs}
+        yield (part, batch, route), Task(artifact_root, version, versions.shadow, columns)
 
 
-def _scored(batches: Iterator[pa.RecordBatch], model: Any, version: Any,
-            artifact_root: str, workers: int) -> Iterator[tuple[pa.RecordBatch, Any]]:
-    """Each partition with its scores, in input order: here, or on ``workers``
-    processes (each loads the model once; at most two partitions per worker in flight,
-    so memory stays bounded)."""
-    def columns(batch: pa.RecordBatch) -> dict[str, np.ndarray]:
-        return {n: batch.column(n).to_numpy(zero_copy_only=False) for n in model.input_names}
-
-    if workers <= 1:
-        for batch in batches:
-            yield batch, _score_partition(model, columns(batch))
-        return
-    import multiprocessing
-    from collections import deque
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_start,
-                             initargs=(artifact_root, version)) as pool:
-        waiting: deque[tuple[pa.RecordBatch, Any]] = deque()
-        for batch in batches:
-            waiting.append((batch, pool.submit(_worker_score, columns(batch))))
-            if len(waiting) >= 2 * workers:
-                done, future = waiting.popleft()
-                yield done, future.result()
-        while waiting:
-            done, future = waiting.popleft()
-            yield done, future.result()
+def _deliver_triage(project: Project, deployment: str, picker: Picker | None, job: str,
+                    stable: Any, versions: _Versions) -> tuple[int, str | None]:
+    """The triaged rows to their file, the review queue and the webhook, as asked."""
+    if picker is None or picker.picked is None:
+        return 0, None
+    triage = picker.triage
+    triaged = picker.write(job)
+    if triage.review:
+        queue_for_review(project, deployment, picker.picked, stable.input_names,
+                         reason=triage.reason)
+    if triage.webhook is None:
+        return triaged, None
+    about = {"kind": "batch.triage", "deployment": deployment,
+             "model": versions.stable.model, "job": job, "reason": triage.reason,
+             "project": str(project.settings.project_dir)}
+    return triaged, post_to_webhook(triage.webhook, picker.picked, about)
 
 
 def _output_names(classes: list[Any] | None) -> list[str]:
@@ -259,115 +323,68 @@ def _output_names(classes: list[Any] | None) -> list[str]:
     return [*predicted, "model_version", "request_id", "row"]
 
 
-def _with_columns(table: pa.Table, extra: pa.Table, names: list[str]) -> pa.Table:
+def _label_type(classes: list[Any] | None) -> pa.DataType:
+    """The label column's type: what the classes are (whole numbers, truth values or
+    text), so an empty output reads like a full one."""
+    if classes and all(isinstance(c, bool) for c in classes):
+        return pa.bool_()
+    if classes and all(isinstance(c, int) for c in classes):
+        return pa.int64()
+    return pa.string()
+
+
+def _with_columns(table: pa.Table, extra: pa.RecordBatch, names: list[str]) -> pa.Table:
     for name in names:
         table = table.append_column(name, extra.column(name))
     return table
 
 
-def _pick(picked: pa.Table | None, table: pa.Table, triage: Triage) -> pa.Table:
-    """The rows triage keeps after one more partition: at most ``top`` of them (the
-    highest so far), or every row at or above ``above``."""
-    import pyarrow.compute as pc
+def _log(log: Any, now: float, job: str, part: int, route: str, scores: Scores,
+         version: Any, shadow: Any, deployment: str, size: int
+         ) -> tuple[list[str], np.ndarray]:
+    """The partition's predictions as log records of ``size`` rows each (and the
+    shadow's under the same request ids); the request id and row of each prediction
+    (the pair labels join on)."""
+    from tidal.serve.predlog import PredictionRecord
 
-    if triage.above is not None:
-        chosen = table.filter(pc.greater_equal(table.column(triage.by), triage.above))
-        return chosen if picked is None else pa.concat_tables([picked, chosen])
-    both = table if picked is None else pa.concat_tables([picked, table])
-    order = pc.sort_indices(both, sort_keys=[(triage.by, "descending")])
-    return both.take(order[:triage.top])
-
-
-def _why(triage: Triage) -> str:
-    return (f"top {triage.top} by {triage.by}" if triage.top is not None
-            else f"{triage.by} at least {triage.above:g}")
-
-
-def _queue_for_review(project: Project, deployment: str, picked: pa.Table,
-                      inputs: list[str], *, reason: str) -> None:
-    """The chosen rows into the review queue, each with its logged request id and row
-    (a reviewer's label then joins the prediction like any feedback)."""
-    from tidal.store.review import NewReviewItem
-
-    now = project.clock.now()
-    outputs = {"label", "prediction"}
-    project.review.add([NewReviewItem(
-        deployment=deployment, request_id=row["request_id"], row=int(row["row"]),
-        event_time=now, reason=f"batch triage: {reason}",
-        inputs={k: row[k] for k in inputs},
-        outputs={k: v for k, v in row.items() if k in outputs or k.startswith("proba_")})
-        for row in picked.to_pylist()], now=now)
-
-
-def _dataset(source: Path) -> ds.Dataset:
-    if not source.exists():
-        raise NotFoundError(f"no input at {source}")
-    if source.is_dir():
-        return ds.dataset(source, format="parquet")
-    if source.suffix.lower() == ".parquet":
-        return ds.dataset(source, format="parquet")
-    if source.suffix.lower() in (".csv", ".gz") and ".csv" in source.name.lower():
-        return ds.dataset(source, format="csv")
-    raise ValidationError(f"{source.name}: give a .csv, a .parquet or a folder of Parquet "
-                          "files")
-
-
-def _batches(dataset: ds.Dataset, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
-    """Partitions of at most ``rows`` rows (the reader's batches regrouped)."""
-    pending: list[pa.RecordBatch] = []
-    count = 0
-    for batch in _read(dataset.to_batches(columns=list(dict.fromkeys(columns)),
-                                          batch_size=rows)):
-        pending.append(batch)
-        count += batch.num_rows
-        if count >= rows:
-            yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
-            pending, count = [], 0
-    if count:
-        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
-
-
-def _read(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The reader's batches; a file that stops being readable midway (a CSV value that
-    does not fit the type guessed from the first rows) is an input error, not a crash."""
-    try:
-        yield from batches
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise ValidationError(f"the input cannot be read past this point: {error} (CSV "
-                              "types are guessed from the first rows; convert the file to "
-                              "Parquet with explicit types)") from None
-
-
-def _log(log: Any, record: Any, job: str, part: int, checked: dict[str, np.ndarray],
-         outputs: dict[str, np.ndarray], version: Any, deployment: str,
-         size: int) -> tuple[list[str], np.ndarray]:
-    """The partition's predictions as log records of ``size`` rows each; the request id
-    and row of each prediction (the pair labels join on)."""
-    rows = len(next(iter(checked.values())))
-    now = time.time()
+    checked, outputs = scores.checked or {}, scores.outputs or {}
+    rows = len(scores.good)
     ids: list[str] = []
     records = []
     for number, start in enumerate(range(0, rows, size)):
         request_id = f"{job}-{part}-{number}"
         stop = min(rows, start + size)
         ids += [request_id] * (stop - start)
-        records.append(record(
-            request_id=request_id, event_time=now, deployment=deployment,
-            model=version.model, version=version.version, route=ROUTE,
+        common = {"request_id": request_id, "event_time": now, "deployment": deployment,
+                  "model": version.model, "latency_ms": 0.0, "received_at": now}
+        records.append(PredictionRecord(
+            **common, version=version.version, route=route,
             inputs={n: v[start:stop] for n, v in checked.items()},
-            outputs={n: v[start:stop] for n, v in outputs.items()}, latency_ms=0.0,
-            received_at=now))
+            outputs={n: v[start:stop] for n, v in outputs.items()}))
+        if shadow is None:
+            continue
+        if scores.shadow_outputs is None:  # the shadow failed on this partition
+            records.append(PredictionRecord(
+                **common, version=shadow.version, route=BATCH_SHADOW, inputs={},
+                outputs={}, status=500, error=scores.shadow_error))
+        else:
+            records.append(PredictionRecord(
+                **common, version=shadow.version, route=BATCH_SHADOW,
+                inputs={n: v[start:stop] for n, v in checked.items()},
+                outputs={n: v[start:stop] for n, v in scores.shadow_outputs.items()}))
     log.write_nowait(records)
     row_numbers = np.arange(rows) % size  # each row's place in its record
     return ids, row_numbers
 
 
-def _output_table(keys: pa.RecordBatch, outputs: dict[str, np.ndarray],
+def _output_table(keys: pa.RecordBatch, outputs: dict[str, np.ndarray] | None,
                   classes: list[Any] | None, version: int, request_ids: list[str],
                   rows: np.ndarray) -> pa.Table:
     table = pa.Table.from_batches([keys])
+    outputs = outputs or {}
     if "label" in outputs:
-        table = table.append_column("label", pa.array(outputs["label"].tolist()))
+        table = table.append_column("label", pa.array(outputs["label"].tolist(),
+                                                      _label_type(classes)))
         proba = np.asarray(outputs.get("probabilities"))
         for index, name in enumerate(classes or []):
             if proba.ndim == 2:
@@ -382,16 +399,17 @@ def _output_table(keys: pa.RecordBatch, outputs: dict[str, np.ndarray],
     return table.append_column("row", pa.array(rows.astype(np.int64)))
 
 
-def _empty_output(keys: list[str], classes: list[Any] | None, schema: pa.Schema) -> pa.Table:
-    fields = [schema.field(k) for k in keys]
+def _output_schema(reader: Source, keys: list[str], classes: list[Any] | None) -> pa.Schema:
+    """The output's columns and types (what an output with no rows holds)."""
+    fields = [reader.field(k) for k in keys]
     if classes is None:
         fields.append(pa.field("prediction", pa.float64()))
     else:
-        fields.append(pa.field("label", pa.string()))
+        fields.append(pa.field("label", _label_type(classes)))
         fields += [pa.field(f"proba_{c}", pa.float64()) for c in classes]
     fields += [pa.field("model_version", pa.int64()), pa.field("request_id", pa.string()),
                pa.field("row", pa.int64())]
-    return pa.schema(fields).empty_table()
+    return pa.schema(fields)
 
 
 def _plain(value: Any) -> Any:

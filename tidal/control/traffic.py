@@ -2,7 +2,8 @@
 
 The analysis reads the compacted prediction log (compacting what the servers wrote since
 the last time first), through the monitor's hour reader: the stable, canary and shadow
-rows of ``[start, end)``, failed requests included.
+rows of ``[start, end)``, failed requests included (batch scoring's canary and shadow rows
+count as the canary's and the shadow's).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pyarrow.compute as pc
 
 from tidal.monitor.job import HourReader
 from tidal.serve.compaction import compact
+from tidal.serve.router import CANARY_ROUTES
 
 if TYPE_CHECKING:
     from tidal.project import Project
@@ -45,5 +47,6 @@ def read_traffic(project: Project, deployment: str, start: float, end: float) ->
         start, end)
     if served.num_rows == 0 or "route" not in served.column_names:
         return Traffic(served, served.slice(0, 0), shadow)
-    is_canary = pc.fill_null(pc.equal(served.column("route"), "canary"), False)
+    is_canary = pc.fill_null(pc.is_in(served.column("route"), pa.array(CANARY_ROUTES)),
+                             False)
     return Traffic(served.filter(pc.invert(is_canary)), served.filter(is_canary), shadow)

@@ -57,6 +57,7 @@ from tidal.monitor.reference import Reference, reference_for
 from tidal.monitor.review import alerting_slice_rows, pick
 from tidal.monitor.sinks import LogSink, WebhookSink
 from tidal.serve.compaction import compact
+from tidal.serve.router import SHADOW_ROUTES
 from tidal.store.monitoring import CheckPoint, NewWindow, StateChange, WindowRecord
 
 if TYPE_CHECKING:
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidal.monitor")
 
-SHADOW = "shadow"
 #: columns of a window's frame that checks read raw but that are not profiled
 _NOT_PROFILED = ("latency_ms", "row")
 _HOUR = 3600.0
@@ -440,7 +440,8 @@ class HourReader:
             return self._tables
         table = _concat([pq.read_table(part) for part in self.parts[hour]])
         if "route" in table.column_names:
-            is_shadow = pc.fill_null(pc.equal(table.column("route"), SHADOW), False)
+            is_shadow = pc.fill_null(pc.is_in(table.column("route"),
+                                                 pa.array(SHADOW_ROUTES)), False)
             tables = table.filter(pc.invert(is_shadow)), table.filter(is_shadow)
         else:
             tables = table, table.slice(0, 0)

@@ -6,13 +6,11 @@ only tell people:
 
 - :class:`LogSink` logs each change (a warning when it escalates, info when it clears);
 - :class:`WebhookSink` POSTs each change as JSON to a URL from a background thread, with
-  up to ``attempts`` tries and a back-off that doubles from 0.5 s (capped at 30 s). The
-  monitor never waits for it: :meth:`WebhookSink.send` only queues. A delivery that
-  fails for good is logged and recorded as a ``monitor.webhook_failed`` event, so a
-  silent webhook is visible in ``tidal monitor`` and the event timeline.
-
-The standard library's ``urllib`` does the POST: one JSON request per change needs no
-HTTP client dependency.
+  up to ``attempts`` tries and a back-off that doubles from 0.5 s (capped at 30 s; see
+  :mod:`tidal.core.webhooks`). The monitor never waits for it:
+  :meth:`WebhookSink.send` only queues. A delivery that fails for good is logged and
+  recorded as a ``monitor.webhook_failed`` event, so a silent webhook is visible in
+  ``tidal monitor`` and the event timeline.
 """
 
 from __future__ import annotations
@@ -21,20 +19,13 @@ import logging
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
+from tidal.core.webhooks import post_json
 from tidal.store.monitoring import StateChange
 
 log = logging.getLogger("tidal.monitor")
-
-#: the first retry waits this long; each next one twice as long, up to the cap
-BACKOFF_START = 0.5
-BACKOFF_CAP = 30.0
 
 
 def change_body(change: StateChange, *, project: str | None = None) -> dict[str, Any]:
@@ -110,30 +101,12 @@ class WebhookSink:
                 log.exception("webhook %s: delivery failed unexpectedly", self.url)
 
     def _deliver(self, body: dict[str, Any]) -> None:
-        data = orjson.dumps(body)
-        wait, error = BACKOFF_START, ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                request = urllib.request.Request(
-                    self.url, data=data, method="POST",
-                    headers={"content-type": "application/json",
-                             "user-agent": "tidal-monitor"})
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    response.read()
-                self.delivered += 1
-                return
-            except urllib.error.HTTPError as exc:
-                error = f"HTTP {exc.code}"
-                if 400 <= exc.code < 500 and exc.code not in (408, 429):
-                    break  # the receiver refuses this body: retrying will not help
-            except (urllib.error.URLError, OSError, TimeoutError) as exc:
-                error = str(getattr(exc, "reason", exc))
-            except Exception as exc:  # noqa: BLE001 - a bad URL or a broken reply: a failure
-                error = f"{type(exc).__name__}: {exc}"
-            if attempt < self.attempts:
-                self._sleep(wait)
-                wait = min(BACKOFF_CAP, wait * 2)
-        self._failed(body, error)
+        error = post_json(self.url, body, timeout=self.timeout, attempts=self.attempts,
+                          user_agent="tidal-monitor", sleep=self._sleep)
+        if error is None:
+            self.delivered += 1
+        else:
+            self._failed(body, error)
 
     def _failed(self, body: dict[str, Any], error: str) -> None:
         self.failed += 1

@@ -6,6 +6,11 @@ the key's hash decides, so one user sees one version for the whole rollout, and 
 the weight only moves users from stable to canary, never back. Without a key the choice
 is random per request. A shadow version gets a copy of every request off the response
 path: its output is logged (route ``shadow``), never returned.
+
+Batch scoring (:mod:`tidal.batch`) logs its rows with the routes ``batch``,
+``batch_canary`` and ``batch_shadow``: readers that ask "is this the canary's (or the
+shadow's) row?" use :data:`CANARY_ROUTES` and :data:`SHADOW_ROUTES`, so a rollout's
+analysis sees batch traffic like online traffic, and batch rows stay told apart.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import hashlib
 import random
 
 STABLE, CANARY, SHADOW = "stable", "canary", "shadow"
+BATCH, BATCH_CANARY, BATCH_SHADOW = "batch", "batch_canary", "batch_shadow"
+CANARY_ROUTES = (CANARY, BATCH_CANARY)
+SHADOW_ROUTES = (SHADOW, BATCH_SHADOW)
 
 
 def key_position(key: str) -> float:
