@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ScoreResult", "Triage", "score"]
 ROUTE = BATCH
+#: log records queued before the job waits for the disk (each holds up to ``log_rows``
+#: rows, about 160 kB at the default 1,000: memory stays bounded, nothing is dropped)
+LOG_PENDING_RECORDS = 64
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,8 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
     partial_rejects = rejects_path.with_name(f".{rejects_path.name}.{job}.partial")
     picker = Picker(triage) if triage is not None else None
     settings = project.settings
-    log = PredictionLog(settings.serve.log_path(settings.project_dir), durability="async")
+    log = PredictionLog(settings.serve.log_path(settings.project_dir), durability="async",
+                        max_pending=LOG_PENDING_RECORDS)
     log.start()
     counts = {"rows": 0, "scored": 0, "rejected": 0, "parts": 0, "canary": 0,
               "shadow_failures": 0}
@@ -372,7 +376,7 @@ def _log(log: Any, now: float, job: str, part: int, route: str, scores: Scores,
                 **common, version=shadow.version, route=BATCH_SHADOW,
                 inputs={n: v[start:stop] for n, v in checked.items()},
                 outputs={n: v[start:stop] for n, v in scores.shadow_outputs.items()}))
-    log.write_nowait(records)
+    log.write_blocking(records)
     row_numbers = np.arange(rows) % size  # each row's place in its record
     return ids, row_numbers
 
