@@ -15,7 +15,7 @@ import pytest
 
 from tidal.batch.job import score
 from tidal.core.errors import ValidationError
-from tidal.serve.predlog import read_log
+from tidal.serve.compaction import read_predictions
 
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
 
@@ -48,16 +48,20 @@ def test_a_table_is_scored_like_the_server_would_and_logged_as_batch(scoring):
     assert np.allclose(out[["proba_0", "proba_1"]].to_numpy(), expected["probabilities"])
     assert (out["model_version"] == 1).all()
     # the log holds each prediction once, route batch, found by its request id and row
-    logged = [r for r in read_log(project.settings.serve.log_path(
-        project.settings.project_dir)) if r.route == "batch"
-        and r.request_id.startswith(result.job)]
-    assert sum(len(r.inputs["feat_1"]) for r in logged) == 2_500
-    assert len({r.request_id for r in logged}) == len(logged) == out["request_id"].nunique()
-    by_id = {r.request_id: r for r in logged}
-    sample = out.iloc[1_234]
-    record = by_id[sample["request_id"]]
-    assert record.outputs["label"][sample["row"]] == sample["label"]
-    assert record.inputs["feat_2"][sample["row"]] == pytest.approx(rows["feat_2"][1_234])
+    settings = project.settings
+    logged = read_predictions(settings.monitor.compacted_path(
+        settings.project_dir, settings.serve.log_path(settings.project_dir)), "elec2"
+    ).to_pandas()
+    logged = logged[logged["request_id"].str.startswith(result.job)]
+    assert len(logged) == 2_500 and set(logged["route"]) == {"batch"}
+    assert not logged.duplicated(["request_id", "row"]).any()
+    assert logged["request_id"].nunique() == out["request_id"].nunique() == 4 + 4 + 2
+    joined = out.merge(logged, on=["request_id", "row"], validate="one_to_one")
+    assert (joined["label"] == joined["out.label"]).all()
+    assert np.allclose(joined["proba_1"], [p[1] for p in joined["out.probabilities"]])
+    assert np.allclose(joined["in.feat_2"], rows.set_index("meter").loc[joined["meter"],
+                                                                       "feat_2"])
+    assert (joined["version"] == 1).all()
 
 
 def test_bad_rows_go_to_the_rejects_file_with_their_reason(scoring):
@@ -204,3 +208,27 @@ def test_partitions_scored_as_ray_tasks_match_this_process(scoring):
     with pytest.raises(ValidationError, match="unknown executor"):
         score(project, "elec2", tmp / "in.parquet", tmp / "x.parquet", executor="dask",
               workers=2, partition_rows=500)
+
+
+def test_the_monitors_see_a_batch_job_like_online_traffic(scoring):
+    from tidal.core.clock import ManualClock
+    from tidal.monitor.job import Monitor
+    from tidal.project import Project
+
+    project, rows, tmp = scoring
+    folder = project.settings.project_dir
+    toml = folder / "tidal.toml"
+    toml.write_text(toml.read_text() + '[monitor]\nwindow = "1h"\nlateness = 0\n')
+    clock = ManualClock(1_800_000_000.0 + 600)  # ten minutes into an hour
+    rows.loc[:99, "feat_3"] = np.nan  # missing: rejected, never seen by the monitors
+    rows.to_parquet(tmp / "in.parquet")
+    with Project(folder, clock=clock) as timed:
+        score(timed, "elec2", tmp / "in.parquet", tmp / "out.parquet", partition_rows=1_000)
+        clock.advance(3 * 3600)
+        with Monitor(timed, sinks=[]) as monitor:
+            run = monitor.run(["elec2"])
+        windows = [w for w in run.deployments[0].windows if w.rows]
+        assert [(w.start, w.rows, w.version) for w in windows] == \
+            [(1_800_000_000.0, 2_400, 1)]
+        drift = timed.monitoring.series("elec2", "drift", "feat_1")
+        assert [p.window_start for p in drift] == [windows[0].start]

@@ -7,8 +7,9 @@ bounded whatever its size, and scored in this process, on worker processes or on
 request to the server (failures go to the rejects file with the row number and the
 reason, never dropped silently), predicted with the same runtime (ONNX Runtime when the
 version was exported), written to the output (:mod:`tidal.batch.sinks`) and to the
-prediction log, one record per ``log_rows`` rows: the monitors see batch traffic like
-online traffic, and labels join by request id and row.
+prediction log's compacted folder by the workers (:mod:`tidal.serve.predparts`), a request
+id to every ``log_rows`` rows: the monitors see batch traffic like online traffic, and
+labels join by request id and row.
 
 A deployment's traffic policy applies to batches as it does to requests: while a canary
 runs, a ``canary_weight`` share of the partitions (chosen by hashing the job and
@@ -41,9 +42,17 @@ import pyarrow as pa
 from tidal.batch.sinks import ParquetSink, Sink, TableSink
 from tidal.batch.sources import Source, is_url, open_source
 from tidal.batch.triage import Picker, Triage, post_to_webhook, queue_for_review
-from tidal.batch.workers import Scores, Task, default_workers, make_executor, scored_in_order
+from tidal.batch.workers import (
+    LogPart,
+    Task,
+    default_workers,
+    make_executor,
+    request_ids,
+    scored_in_order,
+)
 from tidal.core.errors import ValidationError
 from tidal.core.ids import new_id
+from tidal.serve.predparts import each_repeated
 from tidal.serve.router import BATCH, BATCH_CANARY, BATCH_SHADOW, CANARY, choose_route
 
 if TYPE_CHECKING:
@@ -51,9 +60,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ScoreResult", "Triage", "score"]
 ROUTE = BATCH
-#: log records queued before the job waits for the disk (each holds up to ``log_rows``
-#: rows, about 160 kB at the default 1,000: memory stays bounded, nothing is dropped)
-LOG_PENDING_RECORDS = 64
 
 
 @dataclass(frozen=True)
@@ -113,8 +119,6 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
     a model input); ``executor`` and ``workers``: where partitions are scored (process
     with one worker: this process; None: one worker per core); ``candidates``: let the
     deployment's canary and shadow take part (False: the stable version alone)."""
-    from tidal.serve.predlog import PredictionLog
-
     started = time.perf_counter()
     if partition_rows < 1 or log_rows < 1:
         raise ValidationError("partition_rows and log_rows must be at least 1")
@@ -150,9 +154,9 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
     partial_rejects = rejects_path.with_name(f".{rejects_path.name}.{job}.partial")
     picker = Picker(triage) if triage is not None else None
     settings = project.settings
-    log = PredictionLog(settings.serve.log_path(settings.project_dir), durability="async",
-                        max_pending=LOG_PENDING_RECORDS)
-    log.start()
+    logged = _Logged(str(settings.monitor.compacted_path(
+        settings.project_dir, settings.serve.log_path(settings.project_dir))), deployment,
+        job, log_rows, project.clock.now)
     counts = {"rows": 0, "scored": 0, "rejected": 0, "parts": 0, "canary": 0,
               "shadow_failures": 0}
     try:
@@ -160,21 +164,18 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
             bad_rows = csv.writer(bad_file)
             bad_rows.writerow(["row", "reason", "values"])
             tasks = _tasks(reader.batches([*keys, *inputs], partition_rows), inputs,
-                           versions, settings.artifact_root, job)
+                           versions, settings.artifact_root, logged)
             for (part, batch, route), scores in scored_in_order(tasks, pool, workers):
                 model = models[route]
                 for position, reason in scores.bad:
                     values = {n: _plain(batch.column(n)[position].as_py())
                               for n in model.input_names}
                     bad_rows.writerow([counts["rows"] + position, reason, json.dumps(values)])
-                if scores.checked is not None:
+                if len(scores.good):
                     version = versions.canary if route == BATCH_CANARY else versions.stable
-                    request_ids, row_numbers = _log(
-                        log, project.clock.now(), job, part, route, scores, version,
-                        versions.shadow, deployment, log_rows)
                     good = batch.take(pa.array(scores.good))
                     scored = _output_table(good.select(keys), scores.outputs, stable.classes,
-                                           version.version, request_ids, row_numbers)
+                                           version.version, job, part, log_rows)
                     sink.write(scored)
                     if picker is not None:  # with the inputs, for the people who look
                         extra = [n for n in model.input_names if n not in scored.column_names]
@@ -190,7 +191,6 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
         schema = _output_schema(reader, keys, stable.classes)
         reader.close()  # before writing: a query may read the database the table goes to
         sink.commit(schema)
-        log.close()
         triaged, webhook_error = _deliver_triage(project, deployment, picker, job, stable,
                                                  versions)
         if counts["rejected"]:
@@ -203,7 +203,6 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
         partial_rejects.unlink(missing_ok=True)
         if picker is not None:
             picker.partial(job).unlink(missing_ok=True)
-        log.close()
         raise
     finally:
         reader.close()
@@ -292,14 +291,30 @@ def _beside(output: str | Path, table: str | None, suffix: str) -> Path:
     return path.with_name(path.stem + suffix)
 
 
+@dataclass(frozen=True)
+class _Logged:
+    """Where the job logs, and the clock that dates each partition's rows."""
+
+    into: str
+    deployment: str
+    job: str
+    log_rows: int
+    now: Callable[[], float]
+
+    def part(self, part: int, route: str) -> LogPart:
+        return LogPart(self.into, self.deployment, self.job, part, route, self.log_rows,
+                       self.now())
+
+
 def _tasks(batches: Iterator[pa.RecordBatch], inputs: list[str], versions: _Versions,
-           artifact_root: str, job: str
+           artifact_root: str, logged: _Logged
            ) -> Iterator[tuple[tuple[int, pa.RecordBatch, str], Task]]:
     """Each partition with the version that answers it, as a task for a worker."""
     for part, batch in enumerate(batches):
-        version, route = versions.answering(job, part)
+        version, route = versions.answering(logged.job, part)
         columns = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in inputs}
-        yield (part, batch, route), Task(artifact_root, version, versions.shadow, columns)
+        yield (part, batch, route), Task(artifact_root, version, versions.shadow, columns,
+                                         logged.part(part, route))
 
 
 def _deliver_triage(project: Project, deployment: str, picker: Picker | None, job: str,
@@ -343,52 +358,19 @@ def _with_columns(table: pa.Table, extra: pa.RecordBatch, names: list[str]) -> p
     return table
 
 
-def _log(log: Any, now: float, job: str, part: int, route: str, scores: Scores,
-         version: Any, shadow: Any, deployment: str, size: int
-         ) -> tuple[list[str], np.ndarray]:
-    """The partition's predictions as log records of ``size`` rows each (and the
-    shadow's under the same request ids); the request id and row of each prediction
-    (the pair labels join on)."""
-    from tidal.serve.predlog import PredictionRecord
-
-    checked, outputs = scores.checked or {}, scores.outputs or {}
-    rows = len(scores.good)
-    ids: list[str] = []
-    records = []
-    for number, start in enumerate(range(0, rows, size)):
-        request_id = f"{job}-{part}-{number}"
-        stop = min(rows, start + size)
-        ids += [request_id] * (stop - start)
-        common = {"request_id": request_id, "event_time": now, "deployment": deployment,
-                  "model": version.model, "latency_ms": 0.0, "received_at": now}
-        records.append(PredictionRecord(
-            **common, version=version.version, route=route,
-            inputs={n: v[start:stop] for n, v in checked.items()},
-            outputs={n: v[start:stop] for n, v in outputs.items()}))
-        if shadow is None:
-            continue
-        if scores.shadow_outputs is None:  # the shadow failed on this partition
-            records.append(PredictionRecord(
-                **common, version=shadow.version, route=BATCH_SHADOW, inputs={},
-                outputs={}, status=500, error=scores.shadow_error))
-        else:
-            records.append(PredictionRecord(
-                **common, version=shadow.version, route=BATCH_SHADOW,
-                inputs={n: v[start:stop] for n, v in checked.items()},
-                outputs={n: v[start:stop] for n, v in scores.shadow_outputs.items()}))
-    log.write_blocking(records)
-    row_numbers = np.arange(rows) % size  # each row's place in its record
-    return ids, row_numbers
-
-
 def _output_table(keys: pa.RecordBatch, outputs: dict[str, np.ndarray] | None,
-                  classes: list[Any] | None, version: int, request_ids: list[str],
-                  rows: np.ndarray) -> pa.Table:
+                  classes: list[Any] | None, version: int, job: str, part: int,
+                  log_rows: int) -> pa.Table:
+    """The scored rows: keys, prediction (or label and probabilities), version, and the
+    request id and row each was logged under."""
     table = pa.Table.from_batches([keys])
     outputs = outputs or {}
+    n = table.num_rows
     if "label" in outputs:
-        table = table.append_column("label", pa.array(outputs["label"].tolist(),
-                                                      _label_type(classes)))
+        labels = np.asarray(outputs["label"])
+        kind = _label_type(classes)
+        table = table.append_column("label", pa.array(
+            labels if labels.dtype.kind in "iub" else labels.tolist(), kind))
         proba = np.asarray(outputs.get("probabilities"))
         for index, name in enumerate(classes or []):
             if proba.ndim == 2:
@@ -397,10 +379,10 @@ def _output_table(keys: pa.RecordBatch, outputs: dict[str, np.ndarray] | None,
     else:
         table = table.append_column("prediction", pa.array(
             np.asarray(outputs["prediction"], dtype=np.float64)))
-    n = table.num_rows
+    ids = each_repeated(request_ids(job, part, n, log_rows), log_rows, n)
     table = table.append_column("model_version", pa.array(np.full(n, version, np.int64)))
-    table = table.append_column("request_id", pa.array(request_ids, pa.string()))
-    return table.append_column("row", pa.array(rows.astype(np.int64)))
+    table = table.append_column("request_id", ids)
+    return table.append_column("row", pa.array(np.arange(n, dtype=np.int64) % log_rows))
 
 
 def _output_schema(reader: Source, keys: list[str], classes: list[Any] | None) -> pa.Schema:

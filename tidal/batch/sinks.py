@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from tidal.batch.sources import first_line
 from tidal.core.errors import ConflictError, ValidationError
+from tidal.serve.predparts import dictionary_columns
 
 IF_EXISTS = ("fail", "replace", "append")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -49,7 +50,8 @@ class ParquetSink:
 
     def write(self, table: pa.Table) -> None:
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.partial, table.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(self.partial, table.schema, compression="zstd",
+                                            use_dictionary=dictionary_columns(table.schema))
         self._writer.write_table(_conforming(table, self._writer.schema))
 
     def commit(self, empty: pa.Schema) -> None:

@@ -66,13 +66,13 @@ from tidal.serve.predlog import (
     list_segments,
     segment_is_sealed,
 )
+from tidal.serve.predparts import TIMESTAMP, hour_folder
 
 log = logging.getLogger("tidal.serve")
 
 CHECKPOINT = "_checkpoint.json"
 LOCK = "_compaction.lock"
 CHECKPOINT_FORMAT = 1
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
 _FIXED = ("request_id", "row", "event_time", "received_at", "deployment", "model", "version",
           "route", "latency_ms", "key", "status", "error")
 
@@ -214,23 +214,19 @@ class Compactor:
     def write_parts(self, plan: Plan) -> list[Path]:
         """One part per (deployment, hour) of the plan's records, each written to a
         temporary name, fsync'ed and renamed; the folders are fsync'ed after."""
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        hours: dict[int, str] = {}
+        groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for record in plan.records:
             when = record.get("event_time")
             if not isinstance(when, int | float):
                 when = record.get("received_at") or 0.0
-            bucket = int(when // 3600)
-            hour = hours.get(bucket)
-            if hour is None:
-                hour = hours[bucket] = time.strftime("%Y-%m-%dT%H", time.gmtime(bucket * 3600))
-            groups.setdefault((str(record.get("deployment")), hour), []).append(record)
+            groups.setdefault((str(record.get("deployment")), int(when // 3600)),
+                              []).append(record)
         written, folders = [], set()
-        for (deployment, hour), records in sorted(groups.items()):
+        for (deployment, bucket), records in sorted(groups.items()):
             table = records_to_table(records)
             if table.num_rows == 0:
                 continue
-            folder = self.into / f"deployment={quote(deployment, safe='')}" / f"hour={hour}"
+            folder = hour_folder(self.into, deployment, bucket * 3600.0)
             folder.mkdir(parents=True, exist_ok=True)
             final = folder / f"part-{plan.id}.parquet"
             temporary = folder / f".part-{plan.id}.parquet.tmp"
@@ -348,8 +344,8 @@ def records_to_table(records: list[dict[str, Any]]) -> pa.Table:
     arrays = {
         "request_id": pa.array(fixed["request_id"], pa.string()),
         "row": pa.array(fixed["row"], pa.int32()),
-        "event_time": pa.array(fixed["event_time"], pa.int64()).cast(_TIMESTAMP),
-        "received_at": pa.array(fixed["received_at"], pa.int64()).cast(_TIMESTAMP),
+        "event_time": pa.array(fixed["event_time"], pa.int64()).cast(TIMESTAMP),
+        "received_at": pa.array(fixed["received_at"], pa.int64()).cast(TIMESTAMP),
         "deployment": pa.array(fixed["deployment"], pa.string()),
         "model": pa.array(fixed["model"], pa.string()),
         "version": pa.array(fixed["version"], pa.int64()),
