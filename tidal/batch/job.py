@@ -46,12 +46,14 @@ from tidal.batch.workers import (
     LogPart,
     Task,
     default_workers,
+    forget_loaded,
     make_executor,
     request_ids,
     scored_in_order,
 )
 from tidal.core.errors import ValidationError
 from tidal.core.ids import new_id
+from tidal.pipeline.executors import InlineExecutor
 from tidal.serve.predparts import each_repeated
 from tidal.serve.router import BATCH, BATCH_CANARY, BATCH_SHADOW, CANARY, choose_route
 
@@ -87,6 +89,16 @@ class ScoreResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Described:
+    """What the job itself needs of a loaded model when workers do the scoring (a
+    random forest's session holds hundreds of MB the job need not keep)."""
+
+    input_names: list[str]
+    classes: list[Any] | None
+    runtime: str
 
 
 @dataclass(frozen=True)
@@ -144,6 +156,11 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
         if known is not None and known <= partition_rows:
             workers = 1  # one partition: starting workers would only cost time
         pool = make_executor(executor, workers)
+        if not isinstance(pool, InlineExecutor):  # the workers score: free the sessions
+            models = {route: _Described(m.input_names, m.classes, m.runtime)
+                      for route, m in models.items()}
+            stable = models[BATCH]
+            forget_loaded()
     except BaseException:
         reader.close()
         if sink is not None:

@@ -76,8 +76,11 @@ class FileSource:
         return None
 
     def batches(self, columns: list[str], rows: int) -> Iterator[pa.RecordBatch]:
-        return _regrouped(_read(self.dataset.to_batches(columns=columns, batch_size=rows)),
-                          rows)
+        # read ahead a little (decoding overlaps scoring), not pyarrow's default of 16
+        # batches and 4 files, which would hold that many partitions in memory
+        batches = self.dataset.to_batches(columns=columns, batch_size=rows,
+                                          batch_readahead=2, fragment_readahead=1)
+        return _regrouped(_read(batches), rows)
 
     def close(self) -> None:
         return None

@@ -89,6 +89,11 @@ def loaded(artifact_root: str, version: Any) -> Any:
     return _LOADED[key]
 
 
+def forget_loaded() -> None:
+    """Drop the versions this process loaded (a job whose workers score keeps none)."""
+    _LOADED.clear()
+
+
 def request_ids(job: str, part: int, rows: int, log_rows: int) -> list[str]:
     """The request ids of a partition's ``rows`` good rows, one per ``log_rows``."""
     return [f"{job}-{part}-{number}" for number in range(-(-rows // log_rows))]
