@@ -243,6 +243,47 @@ def test_a_run_a_dead_controller_left_running_is_marked_interrupted_not_rerun(se
     controller.project.close()
 
 
+WAREHOUSE = """
+[[schedules]]
+name = "warehouse"
+deployment = "elec2"
+cron = "0 * * * *"
+input = "sqlite:///warehouse.db"
+query = "SELECT * FROM readings WHERE at >= '{start:%F %R}' AND at < '{end:%F %R}'"
+output = "sqlite:///warehouse.db"
+table = "scores_{start:%Y%m}"
+if_exists = "append"
+keys = ["meter", "at"]
+by = "proba_1"
+top = 5
+"""
+
+
+@pytest.mark.parametrize("setup", [WAREHOUSE], indirect=True)
+def test_a_window_of_a_table_is_scored_into_a_table(setup):
+    import sqlalchemy as sa
+
+    frame = setup.rows.iloc[:600].drop(columns=["target"]).copy()
+    frame.insert(0, "meter", [f"m{i}" for i in range(len(frame))])
+    frame.insert(1, "at", [f"2024-03-05 {8 + i // 200:02d}:{i % 60:02d}" for i in
+                           range(len(frame))])  # 200 rows an hour from 08:00 to 10:59
+    engine = sa.create_engine(f"sqlite:///{setup.folder / 'warehouse.db'}")
+    frame.to_sql("readings", engine, index=False)
+    controller = setup.controller("only")
+    runs = {r.schedule: r for r in controller.tick().schedules}
+    assert runs["warehouse"].status == "done" and runs["warehouse"].scored == 200
+    setup.clock.advance(H)
+    runs = {r.schedule: r for r in controller.tick().schedules}
+    assert runs["warehouse"].scored == 200
+    scores = pd.read_sql("SELECT * FROM scores_202403 ORDER BY at", engine)
+    assert len(scores) == 400 and scores["at"].str[11:13].tolist() == \
+        ["09"] * 200 + ["10"] * 200  # the two windows, appended, nothing else
+    triaged = pq.read_table(setup.folder / "scores_202403.triage.parquet").to_pandas()
+    assert len(triaged) == 5 and set(triaged["at"].str[11:13]) == {"10"}
+    engine.dispose()
+    controller.project.close()
+
+
 def test_the_command_line_lists_schedules_and_runs_a_window_by_hand(setup, tmp_path):
     setup.arrive(8)
     setup.arrive(9)

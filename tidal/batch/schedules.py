@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tidal.core.config import ScheduleSection
+from tidal.core.config import ScheduleSection, resolve_store_url
 from tidal.core.cron import Cron, Due, due_windows, format_window, utc
 from tidal.core.errors import NotFoundError, TidalError, ValidationError
 from tidal.core.ids import new_id
@@ -169,9 +169,12 @@ class Schedules:
             if raise_errors or not isinstance(error, Exception):
                 raise
             return failed or claimed
-        summary = f"scored {result.scored:,} of {result.rows:,} rows with {result.model}:" \
-                  f"{result.version}" + (f"; {result.rejected:,} rejected" if result.rejected
-                                         else "")
+        summary = "; ".join([
+            f"scored {result.scored:,} of {result.rows:,} rows with {result.model}:"
+            f"{result.version}",
+            *([f"{result.rejected:,} rejected"] if result.rejected else []),
+            *([f"triaged rows not delivered: {result.webhook_error}"]
+              if result.webhook_error else [])])
         done = self.runs.finish(
             schedule.name, start, job=job, status="done", now=self.project.clock.now(),
             actor=self.actor, reason=summary,
@@ -190,19 +193,22 @@ class Schedules:
         def fill(pattern: str) -> str:
             return format_window(pattern, start, end)
 
+        options = schedule.score_options()
+        options.update({k: fill(options[k]) for k in ("query", "table") if k in options})
         output = _place(fill(schedule.output), folder)
         if isinstance(output, Path):
             output.parent.mkdir(parents=True, exist_ok=True)
-        options = schedule.score_options()
-        options.update({k: fill(options[k]) for k in ("query", "table") if k in options})
+            beside = output.with_name(output.stem)
+        else:  # a table: its rejects and triage files in the project folder, not the cwd
+            beside = folder / options["table"]
+            options["rejects"] = beside.with_name(beside.name + ".rejects.csv")
         triage = None
         if schedule.by is not None:
             where = _place(fill(schedule.triage_output), folder) if schedule.triage_output \
-                else Path(output).with_name(Path(output).stem + ".triage.parquet")
-            webhook: dict[str, Any] = {"webhook": schedule.webhook} if schedule.webhook \
-                else {}
+                else beside.with_name(beside.name + ".triage.parquet")
             triage = Triage(by=schedule.by, output=Path(where), top=schedule.top,
-                            above=schedule.above, review=schedule.review, **webhook)
+                            above=schedule.above, review=schedule.review,
+                            webhook=schedule.webhook)
         return score(self.project, schedule.deployment, _place(fill(schedule.input), folder),
                      output, triage=triage, job=job, **options)
 
@@ -224,9 +230,12 @@ class Schedules:
 
 
 def _place(text: str, folder: Path) -> str | Path:
-    """A URL as it is; a path, relative ones against the project folder."""
-    if "://" in text:
-        return text
+    """A path, relative ones against the project folder; a SQLAlchemy URL as it is, but
+    a relative SQLite file against the project folder too (like the store's)."""
+    from tidal.batch.sources import is_url  # (it imports PyArrow: only when a job runs)
+
+    if is_url(text):
+        return resolve_store_url(text, folder)
     path = Path(text).expanduser()
     return path if path.is_absolute() else folder / path
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -459,14 +460,17 @@ class ScheduleSection(BaseModel):
     top: int | None = Field(default=None, ge=1)
     above: float | None = None
     review: bool = False
-    #: where triaged rows go (a pattern; default: OUTPUT.triage.parquet beside a file)
+    #: where triaged rows go (a pattern; default: OUTPUT.triage.parquet beside a file,
+    #: TABLE.triage.parquet in the project folder for a table)
     triage_output: str | None = Field(default=None, min_length=1)
-    #: handed to the scoring job as they are (SQL input and output, the executor, the
-    #: triage webhook); ``query`` and ``table`` may hold the window's placeholders
+    #: handed to the scoring job as they are: a database input (``input`` a SQLAlchemy
+    #: URL) is read with ``query``, a database output written to ``table`` (both may hold
+    #: the window's placeholders) as ``if_exists`` says; where partitions are scored;
+    #: where triaged rows are POSTed
     query: str | None = Field(default=None, min_length=1)
     table: str | None = Field(default=None, min_length=1)
-    if_exists: str | None = Field(default=None, min_length=1)
-    executor: Literal["process", "ray"] | None = None
+    if_exists: Literal["fail", "replace", "append"] | None = None
+    executor: Literal["process", "ray", "inline"] | None = None
     webhook: str | None = Field(default=None, pattern=r"^https?://")
     #: after a downtime, at most this many missed windows run (the newest)
     catch_up: int = Field(default=24, ge=1)
@@ -491,9 +495,23 @@ class ScheduleSection(BaseModel):
         if self.by is not None and (self.top is None) == (self.above is None):
             raise ValueError(f"schedule {self.name!r}: triage by {self.by!r} takes top or "
                              "above (one of them)")
-        if self.by is not None and self.triage_output is None and "://" in self.output:
-            raise ValueError(f"schedule {self.name!r}: the output is a URL; say where "
-                             "triaged rows go with triage_output")
+        return self
+
+    @model_validator(mode="after")
+    def _databases(self) -> ScheduleSection:
+        """A database input needs its query and a database output its table (and only
+        they do), or every window would fail the same way."""
+        for location, key, side in ((self.input, "query", "input"),
+                                    (self.output, "table", "output")):
+            given = getattr(self, key) is not None
+            if _is_url(location) and not given:
+                raise ValueError(f"schedule {self.name!r}: a database {side} (a SQLAlchemy "
+                                 f"URL) needs {key}")
+            if given and not _is_url(location):
+                raise ValueError(f"schedule {self.name!r}: {key} is for a database {side}; "
+                                 f"give {side} as a SQLAlchemy URL (e.g. sqlite:///x.db)")
+        if self.if_exists is not None and self.table is None:
+            raise ValueError(f"schedule {self.name!r}: if_exists is for a database output")
         return self
 
     def score_options(self) -> dict[str, Any]:
@@ -504,6 +522,11 @@ class ScheduleSection(BaseModel):
                  "if_exists": self.if_exists, "executor": self.executor}
         return {"partition_rows": self.partition_rows, "workers": self.workers,
                 **{k: v for k, v in given.items() if v is not None}}
+
+
+def _is_url(location: str) -> bool:
+    """A SQLAlchemy URL rather than a path (the rule of :mod:`tidal.batch.sources`)."""
+    return re.match(r"^[a-z][a-z0-9+]*://", location, re.IGNORECASE) is not None
 
 
 def _named(info: ValidationInfo, check: Callable[[], str]) -> str:
