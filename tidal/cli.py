@@ -19,6 +19,7 @@ from tidal.cli_deploy import deployments_app
 from tidal.cli_monitor import label, monitor_app
 from tidal.cli_review import review_app
 from tidal.cli_rollout import controller, deploy, rollback, rollout_app, why
+from tidal.cli_schedules import schedules_app
 from tidal.cli_score import score
 from tidal.cli_serve import predictions_app, serve
 from tidal.cli_ui import ui
@@ -39,6 +40,7 @@ app.add_typer(data_app, name="data")
 app.command("serve")(serve)
 app.command("ui")(ui)
 app.command("score")(score)
+app.add_typer(schedules_app, name="schedules")
 app.add_typer(predictions_app, name="predictions")
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(monitor_app, name="monitor")

@@ -218,8 +218,9 @@ def controller(
     project: ProjectOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the reconcile loop: monitors, rollouts, policies. One controller leads at a
-    time (a lease in the store); others wait and take over when it stops."""
+    """Run the reconcile loop: monitors, rollouts, policies, scheduled scoring. One
+    controller leads at a time (a lease in the store); others wait and take over when it
+    stops."""
     import logging
     import signal
     import threading
@@ -237,7 +238,8 @@ def controller(
         _print(tick.to_dict(), as_json,
                ("leader: " if tick.leader else "not the leader: ")
                + f"{tick.windows} window(s), {len(tick.alerts)} alert change(s), "
-               f"{len(tick.rollouts)} rollout(s), {len(tick.policies)} policy action(s)"
+               f"{len(tick.rollouts)} rollout(s), {len(tick.policies)} policy action(s), "
+               f"{len(tick.schedules)} schedule window(s)"
                + (f"; errors: {'; '.join(tick.errors)}" if tick.errors else ""))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

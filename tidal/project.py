@@ -36,6 +36,7 @@ from tidal.store.records import (
 from tidal.store.registry import RegistryRepository, parse_ref
 from tidal.store.review import ReviewRepository
 from tidal.store.rollouts import RolloutRepository
+from tidal.store.schedules import ScheduleRunRepository
 from tidal.store.tracking import TrackingRepository
 
 
@@ -93,6 +94,10 @@ class Project:
     @cached_property
     def rollouts(self) -> RolloutRepository:
         return RolloutRepository(self.db)
+
+    @cached_property
+    def schedule_runs(self) -> ScheduleRunRepository:
+        return ScheduleRunRepository(self.db)
 
     def store_exists(self) -> bool:
         """False only when the store is a SQLite file that has not been created yet."""

@@ -102,3 +102,69 @@ def test_the_pipeline_section_is_parsed_and_checked(tmp_path):
     (tmp_path / "tidal.toml").write_text('[pipeline]\ntest_size = 1.5\nexecutor = "spark"\n')
     with pytest.raises(ConfigError, match="pipeline.test_size.*pipeline.executor"):
         load_settings(tmp_path, environ={})
+
+
+SCHEDULE = ('[[schedules]]\nname = "hourly"\ndeployment = "elec2"\ncron = "0 * * * *"\n'
+            'input = "incoming/{start:%Y-%m-%d_%H}.parquet"\n'
+            'output = "scored/{start:%Y-%m-%d_%H}.parquet"\n')
+
+
+WINDOW_QUERY = "select * from t where ts >= '{start:%Y-%m-%d %H:%M}'"
+
+
+def test_schedules_are_read_and_map_to_the_scoring_jobs_options(tmp_path: Path):
+    databases = SCHEDULE.replace("incoming/{start:%Y-%m-%d_%H}.parquet", "sqlite:///in.db") \
+        .replace("scored/{start:%Y-%m-%d_%H}.parquet", "sqlite:///out.db")
+    (tmp_path / "tidal.toml").write_text(
+        databases + 'keys = ["meter"]\nworkers = 2\nby = "proba_1"\ntop = 10\n'
+        f'query = "{WINDOW_QUERY}"\ntable = "scores"\nif_exists = "append"\n'
+        'executor = "ray"\n'
+        + SCHEDULE.replace('"hourly"', '"nightly"').replace("0 * * * *", "@daily"))
+    hourly, nightly = load_settings(tmp_path, environ={}).schedules
+    assert (hourly.catch_up, hourly.by, hourly.top) == (24, "proba_1", 10)
+    # what is not set is left to the job's own defaults
+    assert hourly.score_options() == {
+        "keys": ["meter"], "partition_rows": 100_000, "workers": 2, "executor": "ray",
+        "query": WINDOW_QUERY, "table": "scores", "if_exists": "append"}
+    assert nightly.cron == "@daily"
+    assert nightly.score_options() == {"partition_rows": 100_000, "workers": 1}
+
+
+@pytest.mark.parametrize("change,message", [
+    (("0 * * * *", "0 * * *"), r"schedules\.0\.cron.*'hourly'.*has 4 field"),
+    (("0 * * * *", "0 0 * * * *"), r"schedules\.0\.cron.*has 6 field"),
+    (("0 * * * *", "61 * * * *"), r"schedules\.0\.cron.*bad minute"),
+    (("{start:%Y-%m-%d_%H}.parquet\"\noutput", "{date}.parquet\"\noutput"),
+     r"schedules\.0\.input.*'hourly'.*placeholder \{date\}"),
+    (("scored/{start", "scored/{{start"), r"schedules\.0\.output.*Single '}'"),
+    (("scored/{start:%Y-%m-%d_%H}", "scored/{start.hours}"),
+     r"schedules\.0\.output.*cannot be filled"),
+    (('deployment = "elec2"', 'deployment = "elec2"\ntop = 5'), "top triage by a column"),
+    (('deployment = "elec2"', 'deployment = "elec2"\nby = "proba_1"'), "top or above"),
+    (('deployment = "elec2"', 'deployment = "elec2"\ncatch_up = 0'), "catch_up"),
+    (('deployment = "elec2"', 'deployment = "elec2"\nevery = "1h"'), "schedules.0.every"),
+    (("incoming/{start:%Y-%m-%d_%H}.parquet\"\n", "sqlite:///in.db\"\n"
+      'query = "select * from t where t > {when}"\n'),
+     r"schedules\.0\.query.*placeholder \{when\}"),
+    (('deployment = "elec2"', 'deployment = "elec2"\nquery = "select 1"'),
+     "query is for a database input"),
+    (("incoming/{start:%Y-%m-%d_%H}.parquet", "sqlite:///in.db"),
+     "a database input .a SQLAlchemy URL. needs query"),
+    (("scored/{start:%Y-%m-%d_%H}.parquet", "postgresql://db/x"), "output .* needs table"),
+    (('deployment = "elec2"', 'deployment = "elec2"\ntable = "scores"'),
+     "table is for a database output"),
+    (('deployment = "elec2"', 'deployment = "elec2"\nif_exists = "append"'),
+     "if_exists is for a database output"),
+    (('deployment = "elec2"', 'deployment = "elec2"\nexecutor = "spark"'),
+     "schedules.0.executor"),
+])
+def test_a_bad_schedule_is_a_configuration_error(tmp_path: Path, change, message):
+    (tmp_path / "tidal.toml").write_text(SCHEDULE.replace(*change))
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, environ={})
+
+
+def test_schedule_names_are_unique(tmp_path: Path):
+    (tmp_path / "tidal.toml").write_text(SCHEDULE + SCHEDULE)
+    with pytest.raises(ConfigError, match="schedule names must be unique"):
+        load_settings(tmp_path, environ={})

@@ -121,7 +121,7 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
           keys: list[str] | None = None, rejects: str | Path | None = None,
           partition_rows: int = 100_000, log_rows: int = 1_000,
           triage: Triage | None = None, executor: str = "process",
-          workers: int | None = 1, candidates: bool = True,
+          workers: int | None = 1, candidates: bool = True, job: str | None = None,
           progress: Callable[[int], None] | None = None) -> ScoreResult:
     """Score ``source`` (a path, or a SQLAlchemy URL with ``query``) with the versions
     ``deployment`` serves into ``output`` (a Parquet path, or a SQLAlchemy URL with
@@ -130,7 +130,9 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
     ``keys``: the input columns copied to the output (default: every column that is not
     a model input); ``executor`` and ``workers``: where partitions are scored (process
     with one worker: this process; None: one worker per core); ``candidates``: let the
-    deployment's canary and shadow take part (False: the stable version alone)."""
+    deployment's canary and shadow take part (False: the stable version alone);
+    ``job``: the job's id, the prefix of its request ids in the log (default: a new one;
+    a scheduled run records it before it starts, so a run cut short can be found)."""
     started = time.perf_counter()
     if partition_rows < 1 or log_rows < 1:
         raise ValidationError("partition_rows and log_rows must be at least 1")
@@ -146,7 +148,7 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
                               "(--stable-only)")
     inputs = list(dict.fromkeys(n for m in models.values() for n in m.input_names))
     reader = open_source(source, query)
-    job = new_id()
+    job = job or new_id()
     sink: Sink | None = None
     try:
         keys = _check_columns(reader, inputs, keys, stable, versions, triage)

@@ -5,7 +5,14 @@ Each tick, the leader
 1. runs the monitors (compacts the prediction log, computes the closed windows, joins
    labels, moves alert states);
 2. moves every running rollout on (:class:`tidal.control.rollout.Rollouts`);
-3. fires the policies that are due (:class:`tidal.control.policies.Policies`).
+3. fires the policies that are due (:class:`tidal.control.policies.Policies`);
+4. runs the scheduled batch scoring windows that are due
+   (:class:`tidal.batch.schedules.Schedules`, at most one window per schedule).
+
+Schedules come last because they are the longest and the least urgent part: a scoring
+job can take minutes, and a rollout that must be rolled back, or an alert, should not
+wait behind it. Coming after the rollouts, a window is scored by the version that the
+tick's rollout decisions left serving; its predictions reach the monitors next tick.
 
 Leadership is a lease in the store (:mod:`tidal.store.leases`), renewed every tick: a
 second controller waits, and takes over within ``lease_ttl`` seconds when the leader
@@ -25,11 +32,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tidal.batch.schedules import Schedules
 from tidal.control.policies import Outcome, Policies
 from tidal.control.rollout import Rollouts
 from tidal.core.errors import TidalError
 from tidal.store.leases import LeaseRepository
 from tidal.store.rollouts import RolloutRecord
+from tidal.store.schedules import ScheduleRunRecord
 
 if TYPE_CHECKING:
     from tidal.project import Project
@@ -47,13 +56,21 @@ class Tick:
     alerts: list[str] = field(default_factory=list)
     rollouts: list[RolloutRecord] = field(default_factory=list)
     policies: list[Outcome] = field(default_factory=list)
+    #: the schedule windows this tick ran, skipped or found interrupted
+    schedules: list[ScheduleRunRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"leader": self.leader, "windows": self.windows, "alerts": self.alerts,
                 "rollouts": [{"id": r.id, "deployment": r.deployment, "status": r.status,
                               "phase": r.phase, "step": r.step} for r in self.rollouts],
-                "policies": [o.to_dict() for o in self.policies], "errors": self.errors}
+                "policies": [o.to_dict() for o in self.policies],
+                "schedules": [{"schedule": r.schedule, "window_start": r.window_start,
+                               "window_end": r.window_end, "status": r.status,
+                               "job": r.job, "rows": r.rows, "scored": r.scored,
+                               "rejected": r.rejected, "output": r.output,
+                               "error": r.error} for r in self.schedules],
+                "errors": self.errors}
 
 
 class Controller:
@@ -66,6 +83,7 @@ class Controller:
         self.leases = LeaseRepository(project.db)
         self.rollouts = Rollouts(project, actor="controller")
         self.policies = Policies(project, train=train)
+        self.schedules = Schedules(project, runner=self.holder)
         self.monitor_sinks = monitor_sinks
 
     def tick(self) -> Tick:
@@ -81,11 +99,13 @@ class Controller:
             return Tick(leader=False)
         tick = Tick(leader=True)
         self.rollouts.failures.clear()
-        parts = [("monitor", lambda: self._monitor(tick)),
-                 ("rollouts", lambda: tick.rollouts.extend(self.rollouts.reconcile_all())),
-                 ("policies", lambda: tick.policies.extend(
-                     self.policies.run(self.project.clock.now())))]
         with self._heartbeat() as lost:
+            parts = [("monitor", lambda: self._monitor(tick)),
+                     ("rollouts", lambda: tick.rollouts.extend(self.rollouts.reconcile_all())),
+                     ("policies", lambda: tick.policies.extend(
+                         self.policies.run(self.project.clock.now()))),
+                     ("schedules", lambda: tick.schedules.extend(
+                         self.schedules.run_due(stop=lost.is_set)))]
             for name, work in parts:
                 if lost.is_set():
                     tick.errors.append(f"lost the lease before {name}: stopped this tick")

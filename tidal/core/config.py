@@ -15,14 +15,24 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
+from .cron import Cron, check_pattern
 from .errors import ConfigError
 
 CONFIG_FILE = "tidal.toml"
@@ -423,6 +433,111 @@ class PolicySection(BaseModel):
         return self
 
 
+class ScheduleSection(BaseModel):
+    """``[[schedules]]``: a batch scoring job the controller runs for each window of a
+    cron schedule (see :mod:`tidal.batch.schedules`).
+
+    The cron's firing at T scores the window from the previous firing to T, once the
+    clock has passed T; cron times are UTC. ``input`` and ``output`` (and ``query`` and
+    ``table``) are patterns with the window's ``{start}`` and ``{end}`` (UTC datetimes:
+    ``"data/{start:%Y-%m-%d_%H}.parquet"``); relative paths are the project folder's.
+    After a downtime, the newest ``catch_up`` missed windows run, oldest first; older
+    ones are recorded as skipped. The other keys are those of ``tidal score``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    deployment: str = Field(min_length=1, max_length=64)
+    cron: str = Field(min_length=1)
+    input: str = Field(min_length=1)
+    output: str = Field(min_length=1)
+    keys: list[str] | None = None
+    partition_rows: int = Field(default=100_000, ge=1)
+    workers: int = Field(default=1, ge=1, le=64)
+    #: triage: the output column that says who needs people, and which rows (the top K,
+    #: or those at or above a value); ``review`` also queues them for review
+    by: str | None = Field(default=None, min_length=1)
+    top: int | None = Field(default=None, ge=1)
+    above: float | None = None
+    review: bool = False
+    #: where triaged rows go (a pattern; default: OUTPUT.triage.parquet beside a file,
+    #: TABLE.triage.parquet in the project folder for a table)
+    triage_output: str | None = Field(default=None, min_length=1)
+    #: handed to the scoring job as they are: a database input (``input`` a SQLAlchemy
+    #: URL) is read with ``query``, a database output written to ``table`` (both may hold
+    #: the window's placeholders) as ``if_exists`` says; where partitions are scored;
+    #: where triaged rows are POSTed
+    query: str | None = Field(default=None, min_length=1)
+    table: str | None = Field(default=None, min_length=1)
+    if_exists: Literal["fail", "replace", "append"] | None = None
+    executor: Literal["process", "ray", "inline"] | None = None
+    webhook: str | None = Field(default=None, pattern=r"^https?://")
+    #: after a downtime, at most this many missed windows run (the newest)
+    catch_up: int = Field(default=24, ge=1)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str, info: ValidationInfo) -> str:
+        return _named(info, lambda: Cron(value).expression)
+
+    @field_validator("input", "output", "triage_output", "query", "table")
+    @classmethod
+    def _pattern(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _named(info, lambda: check_pattern(value))
+
+    @model_validator(mode="after")
+    def _triage(self) -> ScheduleSection:
+        triaging = {k for k in ("top", "above", "review", "triage_output", "webhook")
+                    if getattr(self, k) not in (None, False)}
+        if self.by is None and triaging:
+            raise ValueError(f"schedule {self.name!r}: {', '.join(sorted(triaging))} "
+                             "triage by a column: add by")
+        if self.by is not None and (self.top is None) == (self.above is None):
+            raise ValueError(f"schedule {self.name!r}: triage by {self.by!r} takes top or "
+                             "above (one of them)")
+        return self
+
+    @model_validator(mode="after")
+    def _databases(self) -> ScheduleSection:
+        """A database input needs its query and a database output its table (and only
+        they do), or every window would fail the same way."""
+        for location, key, side in ((self.input, "query", "input"),
+                                    (self.output, "table", "output")):
+            given = getattr(self, key) is not None
+            if _is_url(location) and not given:
+                raise ValueError(f"schedule {self.name!r}: a database {side} (a SQLAlchemy "
+                                 f"URL) needs {key}")
+            if given and not _is_url(location):
+                raise ValueError(f"schedule {self.name!r}: {key} is for a database {side}; "
+                                 f"give {side} as a SQLAlchemy URL (e.g. sqlite:///x.db)")
+        if self.if_exists is not None and self.table is None:
+            raise ValueError(f"schedule {self.name!r}: if_exists is for a database output")
+        return self
+
+    def score_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`tidal.batch.job.score` this entry sets beyond
+        the input, output and triage (unset pass-through keys are left out, so the job's
+        own defaults apply)."""
+        given = {"keys": self.keys, "query": self.query, "table": self.table,
+                 "if_exists": self.if_exists, "executor": self.executor}
+        return {"partition_rows": self.partition_rows, "workers": self.workers,
+                **{k: v for k, v in given.items() if v is not None}}
+
+
+def _is_url(location: str) -> bool:
+    """A SQLAlchemy URL rather than a path (the rule of :mod:`tidal.batch.sources`)."""
+    return re.match(r"^[a-z][a-z0-9+]*://", location, re.IGNORECASE) is not None
+
+
+def _named(info: ValidationInfo, check: Callable[[], str]) -> str:
+    """``check()``, its ValueError naming the schedule (its name is validated first)."""
+    try:
+        return check()
+    except ValueError as error:
+        name = info.data.get("name")
+        raise ValueError(f"schedule {name!r}: {error}" if name else str(error)) from None
+
+
 class FileConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     store: StoreSection = StoreSection()
@@ -433,12 +548,14 @@ class FileConfig(BaseModel):
     monitor: MonitorSection = MonitorSection()
     rollout: RolloutSection = RolloutSection()
     policies: list[PolicySection] = Field(default_factory=list)
+    schedules: list[ScheduleSection] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _unique_policies(self) -> FileConfig:
-        names = [p.name for p in self.policies]
-        if len(names) != len(set(names)):
-            raise ValueError("policy names must be unique")
+    def _unique_names(self) -> FileConfig:
+        for kind, names in (("policy", [p.name for p in self.policies]),
+                            ("schedule", [s.name for s in self.schedules])):
+            if len(names) != len(set(names)):
+                raise ValueError(f"{kind} names must be unique")
         return self
 
 
@@ -459,6 +576,7 @@ class Settings(BaseModel):
     monitor: MonitorSection = MonitorSection()
     rollout: RolloutSection = RolloutSection()
     policies: list[PolicySection] = Field(default_factory=list)
+    schedules: list[ScheduleSection] = Field(default_factory=list)
 
     @property
     def state_dir(self) -> Path:
@@ -518,6 +636,7 @@ def load_settings(
         monitor=parsed.monitor,
         rollout=parsed.rollout,
         policies=parsed.policies,
+        schedules=parsed.schedules,
     )
 
 

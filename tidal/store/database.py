@@ -32,7 +32,7 @@ T = TypeVar("T")
 WRITE_OPTION = "tidal_write"
 #: the newest migration's revision (tests check it equals Alembic's head); a store at it
 #: needs no migration, so opening it does not import Alembic
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 MAX_ATTEMPTS = 8
 
 _TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}  # serialization, deadlock, lock timeout

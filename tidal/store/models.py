@@ -533,3 +533,46 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(256))
     acquired_at: Mapped[float] = mapped_column(Double)
     expires_at: Mapped[float] = mapped_column(Double)
+
+
+class ScheduleRun(Base):
+    """One window of a ``[[schedules]]`` entry: claimed, run, and how it ended.
+
+    The unique ``(schedule, window_start)`` is what makes a window run once: a run is
+    claimed by inserting its row before any scoring, so two controllers (or one that
+    restarted) can never both claim it. A span of missed windows given up on after a
+    downtime is one ``skipped`` row from the first's start to the last's end.
+    """
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (
+        UniqueConstraint("schedule", "window_start", name="uq_schedule_runs_window"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    schedule: Mapped[str] = mapped_column(String(64))
+    window_start: Mapped[float] = mapped_column(Double)
+    window_end: Mapped[float] = mapped_column(Double)
+    #: running, done, failed or skipped
+    status: Mapped[str] = mapped_column(String(16))
+    #: who ran the latest attempt: controller (a due window) or manual (by hand)
+    trigger: Mapped[str] = mapped_column(String(16))
+    #: who first claimed the window (a rerun by hand does not change it): the windows of
+    #: origin "controller" are the chain the controller carries on from
+    origin: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(256))
+    #: the process that claimed it (host:pid), to tell whose run was interrupted
+    runner: Mapped[str | None] = mapped_column(String(256))
+    #: the scoring job: its request ids in the prediction log start with it
+    job: Mapped[str | None] = mapped_column(Id)
+    #: how many times the window was started (a rerun by hand adds one)
+    attempts: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Double)
+    finished_at: Mapped[float | None] = mapped_column(Double)
+    rows: Mapped[int | None] = mapped_column(BigInteger)
+    scored: Mapped[int | None] = mapped_column(BigInteger)
+    rejected: Mapped[int | None] = mapped_column(BigInteger)
+    output: Mapped[str | None] = mapped_column(Text)
+    #: the job's own duration (the clock may be a replay's)
+    seconds: Mapped[float | None] = mapped_column(Double)
+    error: Mapped[str | None] = mapped_column(Text)

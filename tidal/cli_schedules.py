@@ -1,0 +1,119 @@
+"""``tidal schedules``: the scheduled batch scoring jobs of ``[[schedules]]``.
+
+    tidal schedules                     # each schedule, its next firing and last windows
+    tidal schedules run hourly --window 2026-05-04T10:00     # one window, by hand
+    tidal schedules run hourly --window 2026-05-04T10:00 --force   # even if "running"
+
+Windows are UTC, like the cron expressions. The controller runs due windows by itself
+(``tidal controller``); running one by hand also reruns a window that failed, was
+interrupted or was skipped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from tidal import display
+from tidal.cli_options import JsonOption, ProjectOption, open_project
+from tidal.core.errors import ConflictError, ValidationError
+
+schedules_app = typer.Typer(
+    help="Scheduled batch scoring: list the schedules, run a window by hand.")
+
+#: the exit status of a window that scored what it could but rejected some rows
+SOME_REJECTED = 1
+
+
+@schedules_app.callback(invoke_without_command=True)
+def schedules(ctx: typer.Context, project: ProjectOption = None,
+              as_json: JsonOption = False) -> None:
+    """List the schedules: cron, next firing, windows due, and the latest windows run."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from tidal.batch.schedules import Schedules
+
+    listed = Schedules(open_project(project)).overview()
+    if as_json:
+        display.print_json(listed)
+        return
+    if not listed:
+        display.console.print("no schedules: add [[schedules]] to tidal.toml", highlight=False)
+        return
+    rows = [[s["name"], s["deployment"], s["cron"], _utc(s["next"], short=True),
+             str(len(s["due"])), _latest(s["runs"])] for s in listed]
+    display.console.print(display.table(
+        "schedules (times UTC)", ["name", "deployment", "cron", "next", "due", "last window"],
+        rows, no_wrap=("cron", "next", "last window")))
+    for schedule in listed:
+        last = schedule["runs"][0] if schedule["runs"] else None
+        if last is not None and last["error"]:
+            display.console.print(f"{schedule['name']}, {_utc(last['window_start'])}: "
+                                  f"{last['error']}", highlight=False)
+
+
+@schedules_app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(help="The schedule's name in tidal.toml.")],
+    window: Annotated[str, typer.Option(
+        "--window", "-w", help="The window's start: ISO 8601 (UTC unless it says "
+        "otherwise) or epoch seconds, e.g. 2026-05-04T10:00.")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Run it even if it is recorded as running (its process died).")
+    ] = False,
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score one window now (a new one, or a rerun).
+
+    Any window that has ended may be run: one that failed, was interrupted or skipped,
+    or one to redo. The run is recorded like the controller's."""
+    from tidal.batch.schedules import Schedules
+
+    handle = open_project(project)
+    runner = Schedules(handle, actor=handle.settings.actor)
+    schedule = runner.get(name)
+    start, end = runner.window(schedule, parse_time(window))
+    record = runner.run_window(schedule, start, end, rerun=True, force=force,
+                               raise_errors=True)
+    if record is None:  # a rerun claims the window or raises; this is for the types
+        raise ConflictError(f"the window of {name!r} could not be claimed")
+    if as_json:
+        display.print_json(record.to_dict())
+    else:
+        display.console.print(
+            f"{name}: window {_utc(start)} → {_utc(end)} UTC {record.status}: scored "
+            f"{record.scored:,} of {record.rows:,} rows → {record.output}", highlight=False)
+    if record.rejected:
+        display.errors.print(f"{record.rejected:,} row(s) rejected (see the rejects file "
+                             "beside the output)", highlight=False)
+        raise typer.Exit(SOME_REJECTED)
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds from epoch seconds or ISO 8601 (a time without a zone is UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(f"--window takes ISO 8601 (2026-05-04T10:00) or epoch "
+                              f"seconds, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _utc(at: float, short: bool = False) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%m-%d %H:%M" if short else
+                                                     "%Y-%m-%d %H:%M")
+
+
+def _latest(runs: list[dict[str, Any]]) -> str:
+    """The latest window's start and status."""
+    return f"{_utc(runs[0]['window_start'], short=True)} {runs[0]['status']}" if runs \
+        else "-"
