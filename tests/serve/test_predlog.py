@@ -261,31 +261,6 @@ def test_async_mode_is_bounded_by_max_pending(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_blocking_writes_wait_for_the_disk_and_drop_nothing(tmp_path: Path) -> None:
-    """A batch job's writes: many large records from threads, never more than
-    ``max_pending`` queued, every one on disk in the end."""
-    import threading
-
-    log = PredictionLog(tmp_path, durability="async", flush_interval=60, max_pending=5)
-    highest = []
-
-    def produce(name: str) -> None:
-        for i in range(200):
-            log.write_blocking([record(f"{name}{i}", rows=200)])
-            highest.append(log.stats["pending"])
-
-    threads = [threading.Thread(target=produce, args=(n,)) for n in "ab"]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    log.close()
-    assert max(highest) <= 5 + 5  # queued, plus the batch the writer is writing
-    assert log.stats["dropped"] == 0
-    ids = Counter(r.request_id for r in read_log(tmp_path))
-    assert len(ids) == 400 and set(ids.values()) == {1}
-
-
 def test_closed_log_refuses_records(tmp_path: Path) -> None:
     async def main() -> None:
         log = PredictionLog(tmp_path)

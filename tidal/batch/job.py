@@ -61,7 +61,6 @@ if TYPE_CHECKING:
     from tidal.project import Project
 
 __all__ = ["ScoreResult", "Triage", "score"]
-ROUTE = BATCH
 
 
 @dataclass(frozen=True)

@@ -467,22 +467,6 @@ class PredictionLog:
             log.warning("prediction log queue full (%d records pending): %d shadow/async "
                         "records dropped so far", self.max_pending, dropped)
 
-    def write_blocking(self, records: list[PredictionRecord]) -> None:
-        """Queue ``records`` from a thread that may wait (a batch job): like async mode,
-        except that while ``max_pending`` records are queued it waits for the writer to
-        take them, so the producer's pace is the disk's and nothing is ever dropped."""
-        blob = self._encoded(records)
-        if blob is None:
-            return
-        with self._cond:
-            self._check_open()
-            while self._pending >= self.max_pending:
-                self._urgent = True
-                self._cond.notify_all()  # the writer, whichever waiter a notify woke
-                self._cond.wait(0.05)
-                self._check_open()
-            self._enqueue(blob, len(records))
-
     async def flush(self) -> None:
         """Wait until everything queued so far is written and fsync'ed (any mode)."""
         if self._thread is None:
