@@ -191,7 +191,8 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
                     bad_rows.writerow([counts["rows"] + position, reason, json.dumps(values)])
                 if len(scores.good):
                     version = versions.canary if route == BATCH_CANARY else versions.stable
-                    good = batch.take(pa.array(scores.good))
+                    good = batch if len(scores.good) == batch.num_rows else \
+                        batch.take(pa.array(scores.good))
                     scored = _output_table(good.select(keys), scores.outputs, stable.classes,
                                            version.version, job, part, log_rows)
                     sink.write(scored)

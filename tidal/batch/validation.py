@@ -23,8 +23,12 @@ def split_valid(signature: dict[str, Any], columns: dict[str, np.ndarray]
     good: list[np.ndarray] = []
     bad: list[tuple[int, str]] = []
     checked: list[dict[str, np.ndarray]] = []
-
-    def visit(start: int, stop: int) -> None:
+    # halves to check, the next on top; a loop, not a recursive closure: a closure that
+    # calls itself is a reference cycle, and it kept every partition's columns alive
+    # until the garbage collector happened to run (hundreds of MB on a large job)
+    todo = [(0, rows)] if rows else []
+    while todo:
+        start, stop = todo.pop()
         part = {name: values[start:stop] for name, values in columns.items()}
         try:
             checked.append(check_columns(signature, part))
@@ -32,13 +36,9 @@ def split_valid(signature: dict[str, Any], columns: dict[str, np.ndarray]
         except InputError as error:
             if stop - start == 1:
                 bad.append((start, str(error)))
-                return
+                continue
             middle = (start + stop) // 2
-            visit(start, middle)
-            visit(middle, stop)
-
-    if rows:
-        visit(0, rows)
+            todo += [(middle, stop), (start, middle)]
     if not checked:
         return np.zeros(0, dtype=np.int64), None, bad
     merged = {name: np.concatenate([part[name] for part in checked]) for name in checked[0]}
