@@ -232,3 +232,20 @@ def test_the_monitors_see_a_batch_job_like_online_traffic(scoring):
             [(1_800_000_000.0, 2_400, 1)]
         drift = timed.monitoring.series("elec2", "drift", "feat_1")
         assert [p.window_start for p in drift] == [windows[0].start]
+        # labels name batch predictions by request id and row, as online ones
+        from tidal.store.feedback import FeedbackItem
+
+        out = pd.read_parquet(tmp / "out.parquet")  # keys: every column not an input
+        assert len(out) == 2_400 and "target" in out.columns
+        timed.feedback.add([FeedbackItem("elec2", int(t), request_id=r, row=int(n))
+                            for r, n, t in zip(out["request_id"], out["row"],
+                                               out["target"], strict=True)],
+                           source="file", actor="t", now=clock.now())
+        clock.advance(86_400)  # past the label delay
+        with Monitor(timed, sinks=[]) as monitor:
+            monitor.run(["elec2"])
+        accuracy = timed.monitoring.series("elec2", "quality", "accuracy")
+        assert [p.window_start for p in accuracy] == [windows[0].start]
+        assert accuracy[0].value == pytest.approx((out["label"] == out["target"]).mean())
+        labelled = timed.monitoring.series("elec2", "labelled", "")
+        assert [p.value for p in labelled] == [1.0]
