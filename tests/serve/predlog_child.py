@@ -3,7 +3,8 @@
 ``python predlog_child.py write FOLDER TASKS PREFIX``
     Writes records in acknowledged mode from TASKS concurrent asyncio tasks, forever, and
     prints each request id (``PREFIX-t<task>-<i>``) on stdout right after its
-    ``await log.write(...)`` returned.
+    ``await log.write(...)`` returned. With one task, each write is ``alone`` (synced on
+    the event loop's thread, as the server does at one request at a time).
 ``python predlog_child.py compact LOG INTO MAX_BATCH_BYTES``
     Prints ``compacting``, runs one compaction with small rounds, then prints ``done``.
 """
@@ -35,7 +36,7 @@ async def write_forever(folder: str, tasks: int, prefix: str) -> None:
                 inputs={"x": np.arange(rows, dtype=np.float64), "tag": ["a"] * rows},
                 outputs={"probabilities": np.full((rows, 2), 0.5)}, latency_ms=1.0,
                 received_at=1.7e9 + i)
-            await log.write([record])
+            await log.write([record], alone=tasks == 1)
             out.write(request_id + "\n")
             out.flush()
             i += 1

@@ -25,7 +25,13 @@ from tidal.serve.compaction import (
     iter_parts,
     read_predictions,
 )
-from tidal.serve.predlog import PredictionLog, PredictionRecord, list_segments, read_log
+from tidal.serve.predlog import (
+    PredictionLog,
+    PredictionRecord,
+    iter_frames,
+    list_segments,
+    read_log,
+)
 
 CHILD = Path(__file__).with_name("predlog_child.py")
 HOUR = 1_700_000_000 - 1_700_000_000 % 3600  # 2023-11-14T22:00:00Z
@@ -177,7 +183,8 @@ def test_open_segment_is_compacted_up_to_its_last_frame(tmp_path: Path) -> None:
         assert summary["rows"] == 10 and summary["deleted"] == 0  # still being written
         [segment] = list_segments(log_folder)
         state = json.loads((into / CHECKPOINT).read_text())["segments"][segment.name]
-        assert state == {"offset": segment.stat().st_size, "done": False}
+        last_frame_end = max(end for _start, end, _payload in iter_frames(segment))
+        assert state == {"offset": last_frame_end, "done": False}
         for i in range(5):
             await log.write([record(f"b{i}")])
         log.close()

@@ -111,6 +111,63 @@ def test_group_commit_batches_concurrent_writers(tmp_path: Path) -> None:
     assert sorted(ids) == sorted(f"r{i}" for i in range(n))
 
 
+def test_lone_writes_commit_beside_the_writer_thread_without_clashing(
+        tmp_path: Path) -> None:
+    """A lone write syncs on the caller's thread; meanwhile another thread's records go
+    through the writer thread. The two must never write the segment at once: every
+    record is read back exactly once from intact frames."""
+    import threading
+
+    lone, other = 400, 4000
+
+    async def main() -> dict:
+        log = PredictionLog(tmp_path)
+        log.start()
+        stop = threading.Event()
+
+        def hammer() -> None:
+            for i in range(other):
+                log.write_nowait([record(f"bg{i}")])
+                if i % 50 == 0:
+                    time.sleep(0.0005)  # let the writer go idle now and then
+            stop.set()
+
+        thread = threading.Thread(target=hammer)
+        thread.start()
+        for i in range(lone):
+            await log.write([record(f"lone{i}")], alone=True)
+        thread.join()
+        await log.flush()
+        stats = log.stats
+        log.close()
+        return stats
+
+    stats = asyncio.run(main())
+    assert stats["lone_commits"] > 0, stats  # some writes found the writer idle
+    assert stats["batches_written"] > stats["lone_commits"]  # ... and the writer worked too
+    counts = Counter(r.request_id for r in read_log(tmp_path))
+    assert set(counts.values()) == {1}
+    assert set(counts) == {f"lone{i}" for i in range(lone)} | {f"bg{i}" for i in range(other)}
+
+
+def test_segment_is_zero_filled_ahead_and_trimmed_at_close(tmp_path: Path) -> None:
+    """Frames overwrite preallocated zeros (cheaper syncs); a reader of the live segment
+    stops at the zeros, and a cleanly closed segment ends at its last frame."""
+    async def main() -> None:
+        log = PredictionLog(tmp_path)
+        for i in range(30):
+            await log.write([record(f"r{i}")], alone=i % 2 == 0)
+        [segment] = list_segments(tmp_path)
+        frames_end = max(end for _start, end, _payload in iter_frames(segment))
+        assert segment.stat().st_size > frames_end  # the zeros ahead
+        assert segment.read_bytes()[frames_end:] == bytes(segment.stat().st_size - frames_end)
+        assert [r.request_id for r in read_log(tmp_path)] == [f"r{i}" for i in range(30)]
+        log.close()
+        assert segment.stat().st_size == frames_end
+
+    asyncio.run(main())
+
+
 def test_hundred_thousand_acknowledged_writes_are_fast(tmp_path: Path) -> None:
     n, tasks = 100_000, 1000
 
@@ -320,11 +377,12 @@ def test_bad_arguments() -> None:
         PredictionLog("x", flush_interval=0)
 
 
-def _kill_child_under_load(folder: Path, prefix: str, acknowledged_before_kill: int) -> list[str]:
+def _kill_child_under_load(folder: Path, prefix: str, acknowledged_before_kill: int, *,
+                           tasks: int = 200) -> list[str]:
     """Run the writer child, SIGKILL it once it has acknowledged enough requests, and
     return the ids it printed (each printed only after its write was acknowledged)."""
     child = subprocess.Popen(
-        [sys.executable, str(CHILD), "write", str(folder), "200", prefix],
+        [sys.executable, str(CHILD), "write", str(folder), str(tasks), prefix],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     printed: list[str] = []
     assert child.stdout is not None and child.stderr is not None
@@ -371,6 +429,13 @@ def test_sigkill_under_load_loses_no_acknowledged_record(tmp_path: Path) -> None
     assert all(p.stat().st_size == size for p, size in sizes.items())
     assert len(list_segments(folder)) == len(sizes) + 1
     _check_exactly_once(folder, printed + second)
+
+
+def test_sigkill_loses_no_record_acknowledged_by_a_lone_write(tmp_path: Path) -> None:
+    """One request at a time: each write syncs on the event loop's own thread."""
+    folder = tmp_path / "log"
+    printed = _kill_child_under_load(folder, "lone", 300, tasks=1)
+    assert len(_check_exactly_once(folder, printed)) >= len(printed) >= 300
 
 
 def test_long_numeric_columns_are_packed_and_read_back_as_lists(tmp_path):

@@ -9,7 +9,9 @@ event loop appends to without blocking, and *group commit* — the writer takes 
 pending at once, writes it with one ``write`` and one ``fdatasync``, then releases all of
 that batch's waiters together with one ``loop.call_soon_threadsafe`` per event loop.
 While the disk syncs one batch, the next one accumulates, so the cost of an fsync is
-shared by every request that arrived meanwhile.
+shared by every request that arrived meanwhile. A request that is alone (the server has no
+other in flight, ``write(..., alone=True)``) finds nobody to share with: it writes and
+syncs on its own thread while the writer is idle, saving the two thread wake-ups.
 
 Durability modes (``PredictionLog(durability=...)``):
 
@@ -50,6 +52,15 @@ exclusive ``flock`` on it (released by the kernel even on SIGKILL), which is how
 compactor tells a segment that may still grow from a sealed one; a new segment is created
 under a hidden name, locked, then renamed into place, so a visible unlocked segment is
 always finished. Local disks only: ``flock`` is not reliable on network file systems.
+
+Preallocation. The writer zero-fills a segment ``PREALLOCATE_BYTES`` ahead of its last
+frame (written and synced with the next batch) and writes frames over those zeros with
+``pwrite``. An ``fdatasync`` after an append must also commit the file's new size through
+the file system's journal; one after an overwrite of blocks that already exist need not,
+which halves its cost on this project's test machines (about 270 → 140 µs). That is the
+cost every acknowledged request waits for at low concurrency. The zeros past the last
+frame are the "zero-filled tail" readers already stop at; a segment closed cleanly is
+truncated to its last frame.
 """
 
 from __future__ import annotations
@@ -87,6 +98,8 @@ SEGMENT_PREFIX = "log-"
 # one write() call's records always stay in one frame.
 FRAME_TARGET_BYTES = 1 << 20
 MAX_WRITE_BYTES = 256 << 20
+# how far ahead of the last frame a segment is zero-filled (see "Preallocation" above)
+PREALLOCATE_BYTES = 1 << 20
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 
@@ -351,16 +364,19 @@ class PredictionLog:
         self._inflight = 0
         self._closing = False
         self._sleeping = False       # the writer waits on _cond
+        self._inline = False         # a lone write commits on its own thread (write())
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
         # the writer thread's own state
         self._fd: int | None = None
         self._path: Path | None = None
-        self._size = 0
+        self._size = 0               # the end of the last committed frame
+        self._zeroed = 0             # the end of the zero-filled region after it
         self._sequence = 0
         self._name_stem = ""
         # counters
         self._batches = 0
+        self._lone_commits = 0       # batches committed by write(alone=True) itself
         self._records = 0
         self._bytes = 0
         self._dropped = 0
@@ -426,13 +442,37 @@ class PredictionLog:
             self.start()
         return blob
 
-    async def write(self, records: list[PredictionRecord]) -> None:
+    async def write(self, records: list[PredictionRecord], *, alone: bool = False) -> None:
         """Log ``records`` (one request's, typically). In "acknowledged" mode this returns
         once they are written and fsync'ed; in "async" mode at once (unless the queue is
         full, see the module docstring). Raises :class:`PredictionLogError` if the log is
-        closed, its writer died or the disk failed — records are never dropped silently."""
+        closed, its writer died or the disk failed — records are never dropped silently.
+
+        ``alone``: the caller knows no other request is in flight. In "acknowledged" mode
+        with the writer idle, the records are then written and synced right here, on the
+        event loop's thread: with nobody to share the fsync with, handing the batch to the
+        writer thread and back only adds two thread wake-ups to the wait."""
         blob = self._encoded(records)
         if blob is None:
+            return
+        with self._cond:
+            self._check_open()
+            inline = alone and self._acknowledged and self._sleeping and not self._chunks \
+                and not self._inline
+            if inline:
+                self._inline = True  # the writer waits until this commit is done
+                self._inflight, self._inflight_since = len(records), time.monotonic()
+        if inline:
+            try:
+                error = self._commit([blob], len(records))
+            finally:
+                with self._cond:
+                    self._inline = False
+                    self._inflight = 0
+                    self._lone_commits += 1
+                    self._cond.notify()  # the writer may have work, or be closing
+            if error is not None:
+                raise error
             return
         with self._cond:
             self._check_open()
@@ -512,6 +552,7 @@ class PredictionLog:
                 "durability": self.durability,
                 "pending": self._pending + self._inflight,
                 "batches_written": self._batches,
+                "lone_commits": self._lone_commits,
                 "records_written": self._records,
                 "bytes_written": self._bytes,
                 "last_batch_records": self._last_batch_records,
@@ -557,7 +598,9 @@ class PredictionLog:
 
     def _wait_for_batch(self) -> bool:  # with self._cond held; False: stop
         while True:
-            if self._chunks or self._waiters.by_loop:
+            if self._inline:  # write() is committing: the segment is its until then
+                remaining = None
+            elif self._chunks or self._waiters.by_loop:
                 if self._acknowledged or self._urgent or self._closing \
                         or self._pending >= self.max_pending:
                     return True
@@ -575,7 +618,7 @@ class PredictionLog:
                 self._sleeping = False
 
     def _commit(self, chunks: list[bytes], count: int) -> PredictionLogError | None:
-        """Write the batch as frames with one write and one fdatasync. On a disk error the
+        """Write the batch as frames and sync it with one fdatasync. On a disk error the
         batch's waiters get the error and the segment is abandoned (a later batch starts a
         new one: nothing is ever appended after a possibly partial frame)."""
         data = _frames(chunks)
@@ -583,10 +626,16 @@ class PredictionLog:
             if self._fd is None:
                 self._open_segment()
             assert self._fd is not None
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            end = self._size + len(data)
+            if end > self._zeroed:  # synced together with this batch's frames
+                ahead = max(end, min(self._zeroed + PREALLOCATE_BYTES, self.segment_bytes))
+                _write_at(self._fd, bytes(ahead - end), end)
+                self._zeroed = ahead
+            # the first frame's header last: a reader of the live segment sees zeros
+            # (and stops) until the whole batch is in the file, never half a frame
+            frames = memoryview(data)
+            _write_at(self._fd, frames[FRAME_HEADER.size:], self._size + FRAME_HEADER.size)
+            _write_at(self._fd, frames[:FRAME_HEADER.size], self._size)
             began = time.perf_counter()
             _fdatasync(self._fd)
             fsync_seconds = time.perf_counter() - began
@@ -613,8 +662,7 @@ class PredictionLog:
         self._sequence += 1
         name = f"{self._name_stem}-{self._sequence:06d}{SEGMENT_SUFFIX}"
         final, hidden = self.folder / name, self.folder / f".{name}.new"
-        fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
-                     0o644)
+        fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(fd, MAGIC)
@@ -624,17 +672,30 @@ class PredictionLog:
         except BaseException:
             os.close(fd)
             raise
-        self._fd, self._path, self._size = fd, final, HEADER_SIZE
+        self._fd, self._path = fd, final
+        self._size = self._zeroed = HEADER_SIZE
         with self._cond:
             self._segments += 1
 
     def _close_segment(self) -> None:
         if self._fd is not None:
+            try:  # drop the zeros after the last frame (a reader would stop at them anyway)
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass
             try:
                 os.close(self._fd)  # releases the lock: the segment is sealed
             except OSError:
                 pass
             self._fd = None
+
+
+def _write_at(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """All of ``data`` at ``offset`` (``pwrite`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def _frames(chunks: list[bytes]) -> bytes:

@@ -53,6 +53,7 @@ class Server:
         self.feedback_token = os.environ.get(self.config.feedback_token_env) or None
         self._poller: asyncio.Task[None] | None = None
         self._shadows: set[asyncio.Task[None]] = set()
+        self._in_flight = 0  # requests waiting for their model's outputs
 
     async def start(self) -> None:
         self.log.start()
@@ -86,6 +87,18 @@ class Server:
                       ) -> dict[str, np.ndarray]:
         """Batch, predict, log, mirror to the shadow; returns the outputs. ``checked`` comes
         from :meth:`check` (or :func:`~tidal.runtime.inputs.columns_from_records`)."""
+        self._in_flight += 1
+        try:
+            return await self._predict(deployment, served, checked, request_id=request_id,
+                                       event_time=event_time, received=received,
+                                       began=began, key=key)
+        finally:
+            self._in_flight -= 1
+
+    async def _predict(self, deployment: Deployment, served: Served,
+                       checked: dict[str, np.ndarray], *, request_id: str,
+                       event_time: float, received: float, began: float,
+                       key: str | None) -> dict[str, np.ndarray]:
         rows = len(next(iter(checked.values())))
         outputs = await served.batcher.submit(checked, rows)
         record = make_record(deployment, served, checked, outputs, request_id=request_id,
@@ -95,7 +108,9 @@ class Server:
             task = asyncio.create_task(self._shadow(deployment, served, checked, rows, record))
             self._shadows.add(task)
             task.add_done_callback(self._shadows.discard)
-        await self.log.write([record])
+        # alone: no other request is being predicted or logged, so there is nobody to
+        # share an fsync with; the log then syncs on this thread (see PredictionLog.write)
+        await self.log.write([record], alone=self._in_flight == 1)
         return outputs
 
     async def _shadow(self, deployment: Deployment, primary_served: Served,
