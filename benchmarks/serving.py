@@ -25,7 +25,7 @@ unbatched setting here) and "mlserver-batch" (the same with adaptive batching, 6
 default) and "tidal-async".
 
 Usage:  python benchmarks/serving.py [--seconds 15 --repeats 2]
-        python benchmarks/serving.py --quick          # a smoke run: 2 s, one cell each
+        python benchmarks/serving.py --quick          # a smoke run: 2 s after 1 s of warm-up, c=8
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
 DATA = ROOT.parent / "shared" / "data"
 FEATURES = [f"feat_{i}" for i in range(1, 7)]
+NO_MODEL = "no-such-deployment"
 MLSERVER_PINS = {"mlserver": "==1.7.1", "mlserver-sklearn": "==1.7.1", "uvloop": "==0.21.0",
                  "scikit-learn": "==1.9.1"}
 WRK_SCRIPT = """\
@@ -282,10 +283,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_wrk(url: str, body: tuple[Path, str], script: Path, connections: int,
-            seconds: float, process: subprocess.Popen) -> dict[str, Any]:
+            seconds: float, process: subprocess.Popen, warm_up: float = 3) -> dict[str, Any]:
     env = {**os.environ, "BODY_FILE": str(body[0]), "HEADER_LENGTH": body[1]}
     base = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", "-s", str(script)]
-    subprocess.run([*base, "-d3s", url], env=env, capture_output=True, check=True)  # warm-up
+    subprocess.run([*base, f"-d{warm_up:g}s", url], env=env, capture_output=True, check=True)
     cpu_before = cpu_seconds(process.pid)
     done = subprocess.run([*base, f"-d{seconds:g}s", "--latency", url], env=env,
                           capture_output=True, text=True, check=True)
@@ -330,6 +331,10 @@ def main() -> None:
             (m, c, 1, "json") for m in ("lr", "rf") for c in levels]
         cells += [(m, 8, 1024, encoding) for m in ("lr", "rf")
                   for encoding in ("json", "binary")]
+        # Tidal's HTTP layer alone: a request for a deployment it does not serve, answered
+        # 404 by the same dispatcher, with no parsing, model or log (how much of the gap to
+        # the floor is the HTTP layer, how much the prediction work)
+        cells.append((NO_MODEL, max(levels), 1, "json"))
         raw: list[dict[str, Any]] = []
         for repeat in range(repeats):
             for kind in kinds:  # one server per contender and round, every cell on it
@@ -338,6 +343,8 @@ def main() -> None:
                     for model, connections, rows, encoding in cells:
                         if kind == "floor" and model == "rf":
                             continue  # the floor has no model
+                        if model == NO_MODEL and kind != "tidal-async":
+                            continue
                         if encoding == "binary" and not kind.startswith("tidal"):
                             continue  # MLServer refuses it; the floor ignores bodies
                         flavour = ("binary" if encoding == "binary" else "mlserver"
@@ -345,7 +352,7 @@ def main() -> None:
                         url = (f"http://127.0.0.1:{port}/" if kind == "floor" else
                                f"http://127.0.0.1:{port}/v2/models/{model}/infer")
                         figures = run_wrk(url, body[(flavour, rows)], script, connections,
-                                          seconds, process)
+                                          seconds, process, warm_up=1 if args.quick else 3)
                         raw.append({"kind": kind, "model": model, "connections": connections,
                                     "rows": rows, "encoding": encoding, "repeat": repeat,
                                     **figures})
@@ -376,7 +383,7 @@ def report(raw: list[dict[str, Any]], limits: dict[str, Any], args: Any, seconds
     table, results = [], []
     for model, connections, rows, encoding in sorted(
             {(r["model"], r["connections"], r["rows"], r["encoding"])
-             for r in raw if r["kind"] != "floor"}):
+             for r in raw if r["kind"] != "floor" and r["model"] != NO_MODEL}):
         cell: dict[str, Any] = {"model": model, "connections": connections, "rows": rows,
                                 "encoding": encoding}
         for kind in kinds:
@@ -406,8 +413,15 @@ def report(raw: list[dict[str, Any]], limits: dict[str, Any], args: Any, seconds
                                f"{cell.get('tidal_share_of_floor', float('nan')):.0%}",
                                f"{cell.get('acknowledged_cost', float('nan')):.0%}",
                                f"{cell.get('share_of_in_process_limit', float('nan')):.0%}"])
+    dispatch = next(({"connections": r["connections"], **median_of(
+        raw, kind="tidal-async", model=NO_MODEL, connections=r["connections"])}
+        for r in raw if r["model"] == NO_MODEL), None)
+    if dispatch is not None:
+        floor = median_of(raw, kind="floor", connections=dispatch["connections"], rows=1)
+        dispatch["share_of_floor"] = dispatch["rps"] / floor["rps"] if floor else None
     summary = {"benchmark": "serving", "seconds": seconds, "repeats": repeats,
-               "in_process_onnx": limits, "results": results, "raw": raw,
+               "in_process_onnx": limits, "results": results, "dispatch_only": dispatch,
+               "raw": raw,
                "machine": {**peers.machine(), "tidal_source": peers.tidal_source_hash(),
                            "date": time.strftime("%Y-%m-%d %H:%M"),
                            **peers.package_versions(["onnxruntime", "scikit-learn",
@@ -417,6 +431,11 @@ def report(raw: list[dict[str, Any]], limits: dict[str, Any], args: Any, seconds
     peers.print_table("requests/s / p99 ms (medians); server on core 0, wrk on core 1",
                       ["cell", *kinds, "tidal / best MLServer", "tidal / floor",
                        "ack cost", "of in-process rows/s"], table, width=220)
+    if dispatch is not None:
+        print(f"Tidal's HTTP layer alone (404 for an unknown deployment, "
+              f"c={dispatch['connections']}): {dispatch['rps']:,.0f} req/s, "
+              f"p99 {dispatch['p99_ms']:.1f} ms, {dispatch['share_of_floor'] or 0:.0%} "
+              "of the floor")
     for model, figures in limits.items():
         print(f"in-process ONNX Runtime, 1 thread, {model}: "
               f"{figures['rows_per_s_1']:,.0f} rows/s single-row, "

@@ -29,4 +29,8 @@ def test_quick_run_without_the_peer_writes_its_figures(tmp_path: Path):
             assert cell[kind]["rps"] > 0 and cell[kind]["errors"] == 0, (kind, cell)
         assert "mlserver" not in cell or cell["mlserver"] is None
     assert 0 < cells[("lr", 1, "json")]["tidal_share_of_floor"] < 2
+    # Tidal's HTTP layer alone: every request answered 404, faster than a prediction
+    dispatch = figures["dispatch_only"]
+    assert dispatch["rps"] > cells[("lr", 1, "json")]["tidal-async"]["rps"]
+    assert dispatch["errors"] > 0 and 0 < dispatch["share_of_floor"] < 2
     assert figures["in_process_onnx"]["lr"]["rows_per_s_1024"] > 0

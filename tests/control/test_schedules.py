@@ -129,6 +129,17 @@ def test_a_due_window_is_scored_once_even_across_a_restart(setup):
     second.project.close()
 
 
+@pytest.mark.parametrize("setup", ["", "stable_only = true\n"], indirect=True)
+def test_a_canary_answers_scheduled_windows_unless_the_schedule_is_stable_only(setup):
+    setup.project.set_deployment("elec2", "elec2:1", canary=2, canary_weight=1.0)
+    setup.arrive(9)
+    (run,) = setup.controller("first").tick().schedules
+    out = pq.read_table(setup.output(9)).to_pandas()
+    stable_only = setup.project.settings.schedules[0].stable_only
+    assert run.status == "done" and run.scored == 200
+    assert set(out["model_version"]) == ({1} if stable_only else {2})
+
+
 def test_after_a_downtime_each_missed_window_runs_once_in_order(setup):
     setup.arrive(9)
     first = setup.controller("first")

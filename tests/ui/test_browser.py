@@ -100,7 +100,7 @@ def test_every_page_loads_without_console_errors(browser, site):
         "deployment": "/deployments/live",
         "monitoring": "/deployments/live/monitoring?span=30d",
         "review": "/review/live", "review-item": f"/review/live/items/{item.id}",
-        "events": "/events", "login": "/login"}
+        "schedules": "/schedules", "events": "/events", "login": "/login"}
     SHOTS.mkdir(parents=True, exist_ok=True)
     page, errors = _open(browser, site)
     for name, path in paths.items():

@@ -329,3 +329,39 @@ def test_a_label_given_on_the_review_page_reaches_the_feedback_table(replayed: P
         assert project.feedback.count("live") == labels_before + 1  # the label, not unsure
         # the later label wins: the reviewer's is now the prediction's label
         assert project.feedback.labels_for("live", [key[0]]).by_request[key][1] == given
+
+
+def test_the_schedules_page_shows_each_schedule_its_next_firing_and_failed_windows(
+        trained_project: Path, tmp_path: Path):
+    from tidal.batch.schedules import Schedules
+    from tidal.core.clock import ManualClock
+
+    folder = tmp_path / "project"
+    shutil.copytree(trained_project, folder)
+    with (folder / "tidal.toml").open("a") as config:
+        config.write('\n[[schedules]]\nname = "hourly"\ndeployment = "elec2"\n'
+                     'cron = "0 * * * *"\ninput = "incoming/{start:%H}.parquet"\n'
+                     'output = "scored/{start:%H}.parquet"\n')
+    clock = ManualClock(1_709_632_830.0)  # 2024-03-05 10:00:30 UTC
+    project = tidal.Project(folder, clock=clock)
+    project.set_deployment("elec2", "elec2:1")
+    server = LocalServer(project, app=create_ui(project))
+    try:
+        empty = _page(server, "/schedules")
+        assert "No window run yet." in empty and "1 window, from 2024-03-05 09:00" in empty
+        # the 09:00 window's input never arrived: the window fails, with the reason shown
+        Schedules(project, actor="test").run_due()
+        page = _page(server, "/schedules")
+        assert "2024-03-05 09:00 – 2024-03-05 10:00" in page and "✖ failed" in page
+        assert "incoming/09.parquet" in page  # the error names the missing file
+        assert "next firing 2024-03-05 11:00" in page and "Due now</dt><dd>none" in page
+        assert '<a href="/deployments/elec2">elec2</a>' in page
+        assert '<a href="/schedules" aria-current="page">Schedules</a>' in page
+    finally:
+        server.stop()
+        project.close()
+
+
+def test_the_schedules_page_says_how_to_add_one(dashboard):
+    server, _ = dashboard
+    assert "add a <code>[[schedules]]</code> entry" in _page(server, "/schedules")

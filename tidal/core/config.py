@@ -474,6 +474,10 @@ class ScheduleSection(BaseModel):
     webhook: str | None = Field(default=None, pattern=r"^https?://")
     #: after a downtime, at most this many missed windows run (the newest)
     catch_up: int = Field(default=24, ge=1)
+    #: score with the stable version alone, even while a canary or shadow is deployed
+    #: (``tidal score --stable-only``): for outputs that feed something that must not
+    #: see a candidate's answers
+    stable_only: bool = False
 
     @field_validator("cron")
     @classmethod
@@ -521,6 +525,7 @@ class ScheduleSection(BaseModel):
         given = {"keys": self.keys, "query": self.query, "table": self.table,
                  "if_exists": self.if_exists, "executor": self.executor}
         return {"partition_rows": self.partition_rows, "workers": self.workers,
+                **({"candidates": False} if self.stable_only else {}),
                 **{k: v for k, v in given.items() if v is not None}}
 
 

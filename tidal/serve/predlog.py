@@ -367,7 +367,7 @@ class PredictionLog:
         self._inline = False         # a lone write commits on its own thread (write())
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
-        # the writer thread's own state
+        # the segment's state: the writer thread's, or a lone write()'s while _inline
         self._fd: int | None = None
         self._path: Path | None = None
         self._size = 0               # the end of the last committed frame
@@ -463,13 +463,16 @@ class PredictionLog:
                 self._inline = True  # the writer waits until this commit is done
                 self._inflight, self._inflight_since = len(records), time.monotonic()
         if inline:
+            error: PredictionLogError | None = None
+            committed = False
             try:
                 error = self._commit([blob], len(records))
+                committed = error is None
             finally:
                 with self._cond:
                     self._inline = False
                     self._inflight = 0
-                    self._lone_commits += 1
+                    self._lone_commits += committed
                     self._cond.notify()  # the writer may have work, or be closing
             if error is not None:
                 raise error

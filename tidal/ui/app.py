@@ -157,6 +157,7 @@ def create_ui(project: Project) -> Starlette:
     return Starlette(routes=[
         Route("/", page(pages.overview, "overview.html"), name="overview"),
         Route("/events", page(pages.events, "events.html"), name="events"),
+        Route("/schedules", page(pages.schedules, "schedules.html"), name="schedules"),
         Route("/deployments/{name}", page(pages.deployment, "deployment.html"),
               name="deployment"),
         Route("/deployments/{name}/monitoring", page(pages.monitoring, "monitoring.html"),

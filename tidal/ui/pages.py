@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 LATEST_EVENTS = 15
 #: events per page of the event timeline
 EVENTS_PER_PAGE = 200
+#: the latest windows listed per schedule
+SCHEDULE_RUNS = 10
 
 
 def overview(project: Project, request: Request) -> dict[str, Any]:
@@ -45,6 +47,15 @@ def events(project: Project, request: Request) -> dict[str, Any]:
                                  limit=EVENTS_PER_PAGE)
     return {"title": "Events", "events": found, "total": total, "kind": kind,
             "entity": entity, "kinds": event_kinds(project.db), "shown": len(found)}
+
+
+def schedules(project: Project, request: Request) -> dict[str, Any]:
+    """Each ``[[schedules]]`` entry: its cron, next firing, the windows due and the
+    latest windows run, with why a window failed (what ``tidal schedules`` lists)."""
+    from tidal.batch.schedules import Schedules
+
+    return {"title": "Schedules",
+            "schedules": Schedules(project).overview(limit=SCHEDULE_RUNS)}
 
 
 def _split(deployment: Any) -> list[dict[str, Any]]:
