@@ -25,7 +25,7 @@ unbatched setting here) and "mlserver-batch" (the same with adaptive batching, 6
 default) and "tidal-async".
 
 Usage:  python benchmarks/serving.py [--seconds 15 --repeats 2]
-        python benchmarks/serving.py --quick          # a smoke run: 2 s after 1 s of warm-up, c=8
+        python benchmarks/serving.py --quick          # a smoke run: 1 s a cell, no warm-up, c=8
 """
 
 from __future__ import annotations
@@ -286,7 +286,9 @@ def run_wrk(url: str, body: tuple[Path, str], script: Path, connections: int,
             seconds: float, process: subprocess.Popen, warm_up: float = 3) -> dict[str, Any]:
     env = {**os.environ, "BODY_FILE": str(body[0]), "HEADER_LENGTH": body[1]}
     base = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", "-s", str(script)]
-    subprocess.run([*base, f"-d{warm_up:g}s", url], env=env, capture_output=True, check=True)
+    if warm_up > 0:
+        subprocess.run([*base, f"-d{warm_up:g}s", url], env=env, capture_output=True,
+                       check=True)
     cpu_before = cpu_seconds(process.pid)
     done = subprocess.run([*base, f"-d{seconds:g}s", "--latency", url], env=env,
                           capture_output=True, text=True, check=True)
@@ -312,7 +314,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
-    seconds = 2 if args.quick else args.seconds
+    seconds = 1 if args.quick else args.seconds
     repeats = 1 if args.quick else args.repeats
     levels = [8] if args.quick else [1, 8, 64]
     mlserver_python = None if args.skip_peer else peers.ensure_venv(
@@ -352,7 +354,7 @@ def main() -> None:
                         url = (f"http://127.0.0.1:{port}/" if kind == "floor" else
                                f"http://127.0.0.1:{port}/v2/models/{model}/infer")
                         figures = run_wrk(url, body[(flavour, rows)], script, connections,
-                                          seconds, process, warm_up=1 if args.quick else 3)
+                                          seconds, process, warm_up=0 if args.quick else 3)
                         raw.append({"kind": kind, "model": model, "connections": connections,
                                     "rows": rows, "encoding": encoding, "repeat": repeat,
                                     **figures})

@@ -1,5 +1,5 @@
-"""The serving benchmark still runs (Tidal and the HTTP floor, a 2 s smoke run, no peer)
-and its figures have the shape the README is built from."""
+"""The serving benchmark still runs (Tidal and the HTTP floor, a smoke run of 1 s a
+cell, no peer) and its figures have the shape the README is built from."""
 
 from __future__ import annotations
 
