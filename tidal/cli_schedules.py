@@ -4,9 +4,10 @@
     tidal schedules run hourly --window 2026-05-04T10:00     # one window, by hand
     tidal schedules run hourly --window 2026-05-04T10:00 --force   # even if "running"
 
-Windows are UTC, like the cron expressions. The controller runs due windows by itself
-(``tidal controller``); running one by hand also reruns a window that failed, was
-interrupted or was skipped.
+Times are listed in UTC. A cron runs on UTC clocks unless its schedule's ``timezone``
+names another zone, and ``--window`` reads a time without a zone on the schedule's
+clocks. The controller runs due windows by itself (``tidal controller``); running one by
+hand also reruns a window that failed, was interrupted or was skipped.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ def schedules(ctx: typer.Context, project: ProjectOption = None,
     if not listed:
         display.console.print("no schedules: add [[schedules]] to tidal.toml", highlight=False)
         return
-    rows = [[s["name"], s["deployment"], s["cron"], _utc(s["next"], short=True),
+    rows = [[s["name"], s["deployment"],
+             s["cron"] if s["timezone"] == "UTC" else f"{s['cron']} ({s['timezone']})",
+             _utc(s["next"], short=True),
              str(len(s["due"])), _latest(s["runs"])] for s in listed]
     display.console.print(display.table(
         "schedules (times UTC)", ["name", "deployment", "cron", "next", "due", "last window"],
@@ -58,8 +61,9 @@ def schedules(ctx: typer.Context, project: ProjectOption = None,
 def run(
     name: Annotated[str, typer.Argument(help="The schedule's name in tidal.toml.")],
     window: Annotated[str, typer.Option(
-        "--window", "-w", help="The window's start: ISO 8601 (UTC unless it says "
-        "otherwise) or epoch seconds, e.g. 2026-05-04T10:00.")],
+        "--window", "-w", help="The window's start: ISO 8601 (on the schedule's "
+        "clocks, UTC unless its timezone says otherwise, or the zone the time gives) or "
+        "epoch seconds, e.g. 2026-05-04T10:00.")],
     force: Annotated[bool, typer.Option(
         "--force", help="Run it even if it is recorded as running (its process died).")
     ] = False,
@@ -75,7 +79,7 @@ def run(
     handle = open_project(project)
     runner = Schedules(handle, actor=handle.settings.actor)
     schedule = runner.get(name)
-    start, end = runner.window(schedule, parse_time(window))
+    start, end = runner.window(schedule, parse_time(window, schedule.timezone))
     record = runner.run_window(schedule, start, end, rerun=True, force=force,
                                raise_errors=True)
     if record is None:  # a rerun claims the window or raises; this is for the types
@@ -92,8 +96,11 @@ def run(
         raise typer.Exit(SOME_REJECTED)
 
 
-def parse_time(text: str) -> float:
-    """Epoch seconds from epoch seconds or ISO 8601 (a time without a zone is UTC)."""
+def parse_time(text: str, timezone: str = "UTC") -> float:
+    """Epoch seconds from epoch seconds or ISO 8601 (a time without a zone is on the
+    clocks of ``timezone``)."""
+    from tidal.core.cron import zone
+
     try:
         return float(text)
     except ValueError:
@@ -104,7 +111,7 @@ def parse_time(text: str) -> float:
         raise ValidationError(f"--window takes ISO 8601 (2026-05-04T10:00) or epoch "
                               f"seconds, got {text!r}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=zone(timezone))
     return moment.timestamp()
 
 

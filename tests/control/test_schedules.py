@@ -140,6 +140,20 @@ def test_a_canary_answers_scheduled_windows_unless_the_schedule_is_stable_only(s
     assert set(out["model_version"]) == ({1} if stable_only else {2})
 
 
+@pytest.mark.parametrize("setup", ['timezone = "America/New_York"\n'], indirect=True)
+def test_a_zoned_schedule_names_its_files_and_takes_its_times_on_local_clocks(setup):
+    from tidal.cli_schedules import parse_time
+
+    meters = setup.arrive(4)  # 04:00-05:00 in New York (EST) is 09:00-10:00 UTC
+    (run,) = setup.controller("first").tick().schedules
+    assert (run.window_start, run.window_end, run.status) == (T0 - H, T0, "done")
+    assert pq.read_table(setup.output(4)).to_pandas()["meter"].tolist() == meters
+    # by hand, a time without a zone is read on the schedule's clocks
+    assert parse_time("2024-03-05T04:00", "America/New_York") == T0 - H
+    assert parse_time("2024-03-05T09:00Z", "America/New_York") == T0 - H
+    assert Schedules(setup.project).overview()[0]["timezone"] == "America/New_York"
+
+
 def test_after_a_downtime_each_missed_window_runs_once_in_order(setup):
     setup.arrive(9)
     first = setup.controller("first")

@@ -128,6 +128,17 @@ def test_schedules_are_read_and_map_to_the_scoring_jobs_options(tmp_path: Path):
         "query": WINDOW_QUERY, "table": "scores", "if_exists": "append"}
     assert nightly.cron == "@daily"
     assert nightly.score_options() == {"partition_rows": 100_000, "workers": 1}
+    assert (hourly.timezone, hourly.stable_only) == ("UTC", False)
+
+
+def test_a_schedule_may_run_on_a_time_zone_and_with_the_stable_version_alone(
+        tmp_path: Path):
+    (tmp_path / "tidal.toml").write_text(
+        SCHEDULE + 'timezone = "Europe/Paris"\nstable_only = true\n')
+    (schedule,) = load_settings(tmp_path, environ={}).schedules
+    assert schedule.timezone == "Europe/Paris"
+    assert schedule.score_options() == {"partition_rows": 100_000, "workers": 1,
+                                        "candidates": False}
 
 
 @pytest.mark.parametrize("change,message", [
@@ -157,6 +168,8 @@ def test_schedules_are_read_and_map_to_the_scoring_jobs_options(tmp_path: Path):
      "if_exists is for a database output"),
     (('deployment = "elec2"', 'deployment = "elec2"\nexecutor = "spark"'),
      "schedules.0.executor"),
+    (('deployment = "elec2"', 'deployment = "elec2"\ntimezone = "Europe/Pariss"'),
+     r"schedules\.0\.timezone.*'hourly'.*unknown time zone 'Europe/Pariss'"),
 ])
 def test_a_bad_schedule_is_a_configuration_error(tmp_path: Path, change, message):
     (tmp_path / "tidal.toml").write_text(SCHEDULE.replace(*change))

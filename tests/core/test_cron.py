@@ -97,3 +97,42 @@ def test_patterns_take_the_windows_utc_times_and_nothing_else():
                          ("in/start}.parquet", "Single '}'")]:
         with pytest.raises(ValueError, match=message):
             check_pattern(bad)
+
+
+def paris(month: int, day: int, hour: int, minute: int = 0) -> float:
+    from zoneinfo import ZoneInfo
+
+    return datetime(2024, month, day, hour, minute, tzinfo=ZoneInfo("Europe/Paris")
+                    ).timestamp()
+
+
+def test_a_zoned_cron_fires_on_local_clocks_and_its_windows_follow_daylight_saving():
+    daily = Cron("0 6 * * *", "Europe/Paris")
+    # 06:00 in Paris is 05:00 UTC in winter and 04:00 UTC in summer (from 31 March)
+    assert daily.next_after(paris(3, 30, 7)) == paris(3, 31, 6) == at(31, 4)
+    assert daily.previous(paris(3, 31, 6)) == paris(3, 30, 6) == at(30, 5)
+    # across the change the windows chain on: one of 23 hours, none lost or doubled
+    due = due_windows(daily, after=paris(3, 29, 6), now=paris(4, 1, 7), limit=24)
+    assert [(e - s) / 3600 for s, e in due.windows] == [24, 23, 24]
+    assert all(a[1] == b[0] for a, b in zip(due.windows, due.windows[1:], strict=False))
+    autumn = due_windows(daily, after=paris(10, 26, 6), now=paris(10, 27, 7), limit=24)
+    assert [(e - s) / 3600 for s, e in autumn.windows] == [25]
+
+
+def test_a_zoned_firing_in_a_skipped_or_repeated_hour_runs_once_as_debian_cron_does():
+    night = Cron("30 2 * * *", "Europe/Paris")
+    # 02:30 does not exist on 31 March: the job runs at the first minute after the gap
+    assert night.next_after(paris(3, 31, 0)) == paris(3, 31, 3) == at(31, 1)
+    # 02:30 happens twice on 27 October: the job runs once, at the first
+    first = night.next_after(paris(10, 27, 0))
+    assert datetime.fromtimestamp(first, UTC).hour == 0  # 02:30 CEST is 00:30 UTC
+    assert night.next_after(first) == paris(10, 28, 2, 30)
+
+
+def test_a_zoned_pattern_names_local_times_and_an_unknown_zone_is_refused():
+    assert format_window("in/{start:%Y-%m-%d_%H}", at(5, 9), at(5, 10), "Asia/Kolkata") \
+        == "in/2024-03-05_14"  # UTC+05:30: 09:00 UTC is 14:30 there
+    assert format_window("in/{start:%H}", at(5, 9), at(5, 10)) == "in/09"  # UTC by default
+    assert repr(Cron("@hourly", "utc")) == "Cron('@hourly', 'UTC')"
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        Cron("0 * * * *", "Mars/Olympus")

@@ -341,7 +341,7 @@ def test_the_schedules_page_shows_each_schedule_its_next_firing_and_failed_windo
     with (folder / "tidal.toml").open("a") as config:
         config.write('\n[[schedules]]\nname = "hourly"\ndeployment = "elec2"\n'
                      'cron = "0 * * * *"\ninput = "incoming/{start:%H}.parquet"\n'
-                     'output = "scored/{start:%H}.parquet"\n')
+                     'output = "scored/{start:%H}.parquet"\ntimezone = "Europe/Paris"\n')
     clock = ManualClock(1_709_632_830.0)  # 2024-03-05 10:00:30 UTC
     project = tidal.Project(folder, clock=clock)
     project.set_deployment("elec2", "elec2:1")
@@ -353,7 +353,8 @@ def test_the_schedules_page_shows_each_schedule_its_next_firing_and_failed_windo
         Schedules(project, actor="test").run_due()
         page = _page(server, "/schedules")
         assert "2024-03-05 09:00 – 2024-03-05 10:00" in page and "✖ failed" in page
-        assert "incoming/09.parquet" in page  # the error names the missing file
+        # the error names the missing file: 09:00 UTC is 10:00 on the schedule's clocks
+        assert "incoming/10.parquet" in page and "on Europe/Paris clocks" in page
         assert "next firing 2024-03-05 11:00" in page and "Due now</dt><dd>none" in page
         assert '<a href="/deployments/elec2">elec2</a>' in page
         assert '<a href="/schedules" aria-current="page">Schedules</a>' in page

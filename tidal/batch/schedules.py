@@ -108,7 +108,8 @@ class Schedules:
 
     def _due(self, schedule: ScheduleSection, now: float) -> Due:
         after = self.runs.last_end(schedule.name, origin=CONTROLLER)
-        return due_windows(Cron(schedule.cron), after=after, now=now, limit=schedule.catch_up)
+        return due_windows(Cron(schedule.cron, schedule.timezone), after=after, now=now,
+                           limit=schedule.catch_up)
 
     def _unrecorded(self, schedule: ScheduleSection,
                     windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -122,7 +123,7 @@ class Schedules:
     def window(self, schedule: ScheduleSection, start: float) -> tuple[float, float]:
         """The complete window of ``schedule`` that starts at ``start`` (ValidationError
         if none does, or if it has not ended yet)."""
-        cron = Cron(schedule.cron)
+        cron = Cron(schedule.cron, schedule.timezone)
         recorded = self.runs.get(schedule.name, start)
         if recorded is not None and recorded.status != "skipped":
             end = recorded.window_end  # as it was run (the cron may have changed since)
@@ -191,7 +192,7 @@ class Schedules:
         folder = self.project.settings.project_dir
 
         def fill(pattern: str) -> str:
-            return format_window(pattern, start, end)
+            return format_window(pattern, start, end, schedule.timezone)
 
         options = schedule.score_options()
         options.update({k: fill(options[k]) for k in ("query", "table") if k in options})
@@ -222,8 +223,9 @@ class Schedules:
             due = self._unrecorded(schedule, self._due(schedule, now).windows)
             listed.append({
                 "name": schedule.name, "deployment": schedule.deployment,
-                "cron": schedule.cron, "input": schedule.input, "output": schedule.output,
-                "next": Cron(schedule.cron).next_after(now),
+                "cron": schedule.cron, "timezone": schedule.timezone,
+                "input": schedule.input, "output": schedule.output,
+                "next": Cron(schedule.cron, schedule.timezone).next_after(now),
                 "due": [{"window_start": s, "window_end": e} for s, e in due],
                 "runs": [r.to_dict() for r in self.runs.history(schedule.name, limit)]})
         return listed

@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
-from .cron import Cron, check_pattern
+from .cron import Cron, check_pattern, zone
 from .errors import ConfigError
 
 CONFIG_FILE = "tidal.toml"
@@ -438,8 +438,9 @@ class ScheduleSection(BaseModel):
     cron schedule (see :mod:`tidal.batch.schedules`).
 
     The cron's firing at T scores the window from the previous firing to T, once the
-    clock has passed T; cron times are UTC. ``input`` and ``output`` (and ``query`` and
-    ``table``) are patterns with the window's ``{start}`` and ``{end}`` (UTC datetimes:
+    clock has passed T; cron times are UTC unless ``timezone`` names another zone.
+    ``input`` and ``output`` (and ``query`` and ``table``) are patterns with the window's
+    ``{start}`` and ``{end}`` (datetimes in that zone:
     ``"data/{start:%Y-%m-%d_%H}.parquet"``); relative paths are the project folder's.
     After a downtime, the newest ``catch_up`` missed windows run, oldest first; older
     ones are recorded as skipped. The other keys are those of ``tidal score``.
@@ -474,6 +475,9 @@ class ScheduleSection(BaseModel):
     webhook: str | None = Field(default=None, pattern=r"^https?://")
     #: after a downtime, at most this many missed windows run (the newest)
     catch_up: int = Field(default=24, ge=1)
+    #: the IANA time zone whose clocks the cron and the {start}/{end} placeholders are
+    #: read on (see :mod:`tidal.core.cron` for the daylight-saving rules)
+    timezone: str = Field(default="UTC", min_length=1)
     #: score with the stable version alone, even while a canary or shadow is deployed
     #: (``tidal score --stable-only``): for outputs that feed something that must not
     #: see a candidate's answers
@@ -483,6 +487,11 @@ class ScheduleSection(BaseModel):
     @classmethod
     def _cron(cls, value: str, info: ValidationInfo) -> str:
         return _named(info, lambda: Cron(value).expression)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str, info: ValidationInfo) -> str:
+        return _named(info, lambda: str(zone(value)))
 
     @field_validator("input", "output", "triage_output", "query", "table")
     @classmethod

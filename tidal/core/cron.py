@@ -2,16 +2,23 @@
 
 A schedule's cron fires at times T; the firing at T stands for the window
 ``[previous firing, T)``, which is complete (and so may be scored) once the project
-clock has reached T. Cron expressions are evaluated in UTC, the time every store record
-and log file uses, so a window never shifts or doubles across a daylight-saving change.
+clock has reached T. Cron expressions are evaluated in UTC by default, the time every
+store record and log file uses, so a window never shifts or doubles across a
+daylight-saving change. A schedule may name an IANA time zone instead
+(``Europe/Paris``): its cron is then read on that zone's clocks, as Debian's cron does
+(cronsim's rules): a firing in the hour skipped in spring runs at the first minute after
+it, one in the hour repeated in autumn runs once, so a daily window is 23 or 25 hours
+long on those days and windows still never overlap or leave a gap (they are stored as
+epoch seconds).
 
 Parsing and iteration are cronsim's (the parser Healthchecks.io runs, with no
 dependencies of its own, iterating backwards as well as forwards); this module only
 holds the project's rules around it: exactly five fields (cronsim would also take a
 sixth, seconds), the usual ``@daily``-style shorthands, and epoch seconds in and out.
 
-Path and query patterns name a window's bounds as ``{start}`` and ``{end}``: UTC
-datetimes, so any ``strftime`` spec works (``{start:%Y-%m-%d_%H}``).
+Path and query patterns name a window's bounds as ``{start}`` and ``{end}``: datetimes
+in the schedule's zone (UTC by default), so any ``strftime`` spec works
+(``{start:%Y-%m-%d_%H}``).
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ import re
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
@@ -36,10 +44,23 @@ PLACEHOLDERS = ("start", "end")
 _SAMPLE = datetime(2024, 2, 29, 13, 45, tzinfo=UTC)
 
 
-class Cron:
-    """A validated five-field cron expression (ValueError with the reason otherwise)."""
+def zone(name: str) -> tzinfo:
+    """The IANA time zone ``name`` (``UTC``, ``Europe/Paris``); ValueError if unknown."""
+    if name.upper() == "UTC":
+        return UTC  # cronsim's fast path: no daylight-saving handling to do
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}: give an IANA name such as "
+                         "\"Europe/Paris\" or \"America/New_York\" (the zone database "
+                         "is the system's, or the tzdata package's)") from None
 
-    def __init__(self, expression: str) -> None:
+
+class Cron:
+    """A validated five-field cron expression (ValueError with the reason otherwise),
+    read on the clocks of ``timezone`` (UTC by default)."""
+
+    def __init__(self, expression: str, timezone: str = "UTC") -> None:
         text = " ".join(expression.split())
         fields = SHORTHANDS.get(text.lower(), text)
         if len(fields.split()) != 5:
@@ -54,10 +75,14 @@ class Cron:
                              f"{FIELDS})") from None
         self.expression = text
         self.fields = fields
+        self.zone = zone(timezone)
+
+    def _clock(self, at: float) -> datetime:
+        return datetime.fromtimestamp(at, self.zone)
 
     def next_after(self, at: float) -> float:
         """The first firing strictly after ``at``."""
-        return next(CronSim(self.fields, utc(int(at)))).timestamp()
+        return next(CronSim(self.fields, self._clock(int(at)))).timestamp()
 
     def latest(self, at: float) -> float:
         """The last firing at or before ``at``."""
@@ -65,15 +90,16 @@ class Cron:
 
     def previous(self, firing: float) -> float:
         """The last firing strictly before ``firing``."""
-        return next(CronSim(self.fields, utc(firing), reverse=True)).timestamp()
+        return next(CronSim(self.fields, self._clock(firing), reverse=True)).timestamp()
 
     def backwards(self, at: float) -> Iterator[float]:
         """The firings at or before ``at``, newest first (endless)."""
-        for moment in CronSim(self.fields, utc(int(at)) + timedelta(seconds=1), reverse=True):
+        start = self._clock(int(at) + 1)
+        for moment in CronSim(self.fields, start, reverse=True):
             yield moment.timestamp()
 
     def __repr__(self) -> str:
-        return f"Cron({self.expression!r})"
+        return f"Cron({self.expression!r}, {str(self.zone)!r})"
 
 
 @dataclass(frozen=True)
@@ -132,9 +158,11 @@ def check_pattern(pattern: str) -> str:
     return pattern
 
 
-def format_window(pattern: str, start: float, end: float) -> str:
-    """``pattern`` with the window's bounds (UTC datetimes) in place."""
-    return pattern.format(start=utc(start), end=utc(end))
+def format_window(pattern: str, start: float, end: float, timezone: str = "UTC") -> str:
+    """``pattern`` with the window's bounds (datetimes in ``timezone``) in place."""
+    clocks = zone(timezone)
+    return pattern.format(start=datetime.fromtimestamp(start, clocks),
+                          end=datetime.fromtimestamp(end, clocks))
 
 
 def utc(at: float) -> datetime:
