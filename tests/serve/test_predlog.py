@@ -150,6 +150,26 @@ def test_lone_writes_commit_beside_the_writer_thread_without_clashing(
     assert set(counts) == {f"lone{i}" for i in range(lone)} | {f"bg{i}" for i in range(other)}
 
 
+def test_lone_writes_go_through_the_writer_when_syncs_are_slow(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """On a disk slower than LONE_SYNC_MAX the event loop never waits for an fsync."""
+    import tidal.serve.predlog as predlog
+
+    monkeypatch.setattr(predlog, "LONE_SYNC_MAX", 0.0)  # every real sync is "slow"
+
+    async def main() -> dict:
+        log = PredictionLog(tmp_path)
+        for i in range(5):
+            await log.write([record(f"r{i}")], alone=True)
+        stats = log.stats
+        log.close()
+        return stats
+
+    stats = asyncio.run(main())
+    assert stats["lone_commits"] == 1  # the first, before any sync was measured
+    assert stats["batches_written"] == 5 and stats["records_written"] == 5
+
+
 def test_segment_is_zero_filled_ahead_and_trimmed_at_close(tmp_path: Path) -> None:
     """Frames overwrite preallocated zeros (cheaper syncs); a reader of the live segment
     stops at the zeros, and a cleanly closed segment ends at its last frame."""

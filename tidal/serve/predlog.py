@@ -100,6 +100,9 @@ FRAME_TARGET_BYTES = 1 << 20
 MAX_WRITE_BYTES = 256 << 20
 # how far ahead of the last frame a segment is zero-filled (see "Preallocation" above)
 PREALLOCATE_BYTES = 1 << 20
+# a lone write syncs on the event loop's thread only while syncs take at most this long
+# (seconds): on a slow disk the loop must not stop answering for the length of an fsync
+LONE_SYNC_MAX = 0.002
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _fdatasync = getattr(os, "fdatasync", os.fsync)
 
@@ -451,14 +454,15 @@ class PredictionLog:
         ``alone``: the caller knows no other request is in flight. In "acknowledged" mode
         with the writer idle, the records are then written and synced right here, on the
         event loop's thread: with nobody to share the fsync with, handing the batch to the
-        writer thread and back only adds two thread wake-ups to the wait."""
+        writer thread and back only adds two thread wake-ups to the wait. Not while the
+        last sync took longer than ``LONE_SYNC_MAX``: the loop would stop for as long."""
         blob = self._encoded(records)
         if blob is None:
             return
         with self._cond:
             self._check_open()
             inline = alone and self._acknowledged and self._sleeping and not self._chunks \
-                and not self._inline
+                and not self._inline and self._last_fsync <= LONE_SYNC_MAX
             if inline:
                 self._inline = True  # the writer waits until this commit is done
                 self._inflight, self._inflight_since = len(records), time.monotonic()

@@ -53,7 +53,7 @@ class Server:
         self.feedback_token = os.environ.get(self.config.feedback_token_env) or None
         self._poller: asyncio.Task[None] | None = None
         self._shadows: set[asyncio.Task[None]] = set()
-        self._in_flight = 0  # requests waiting for their model's outputs
+        self._in_flight = 0  # requests between the batcher and their logged record
 
     async def start(self) -> None:
         self.log.start()
