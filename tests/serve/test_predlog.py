@@ -112,11 +112,15 @@ def test_group_commit_batches_concurrent_writers(tmp_path: Path) -> None:
 
 
 def test_lone_writes_commit_beside_the_writer_thread_without_clashing(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch) -> None:
     """A lone write syncs on the caller's thread; meanwhile another thread's records go
     through the writer thread. The two must never write the segment at once: every
     record is read back exactly once from intact frames."""
     import threading
+
+    import tidal.serve.predlog as predlog
+
+    monkeypatch.setattr(predlog, "LONE_SYNC_MAX", 10.0)  # however loaded the machine
 
     lone, other = 400, 4000
 
@@ -166,7 +170,8 @@ def test_lone_writes_go_through_the_writer_when_syncs_are_slow(tmp_path: Path,
         return stats
 
     stats = asyncio.run(main())
-    assert stats["lone_commits"] == 1  # the first, before any sync was measured
+    # the first at most: before any sync was measured (if the writer was asleep yet)
+    assert stats["lone_commits"] <= 1
     assert stats["batches_written"] == 5 and stats["records_written"] == 5
 
 

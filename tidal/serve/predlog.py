@@ -477,7 +477,8 @@ class PredictionLog:
                     self._inline = False
                     self._inflight = 0
                     self._lone_commits += committed
-                    self._cond.notify()  # the writer may have work, or be closing
+                    if self._chunks or self._waiters.by_loop or self._closing:
+                        self._cond.notify()  # work that arrived meanwhile, or a close
             if error is not None:
                 raise error
             return
