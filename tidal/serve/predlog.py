@@ -466,33 +466,36 @@ class PredictionLog:
             if inline:
                 self._inline = True  # the writer waits until this commit is done
                 self._inflight, self._inflight_since = len(records), time.monotonic()
+            else:
+                wait = self._acknowledged or self._pending >= self.max_pending
+                if wait:
+                    loop = asyncio.get_running_loop()
+                    future: asyncio.Future[None] = loop.create_future()
+                    self._waiters.add(loop, future)
+                    self._urgent = True
+                self._enqueue(blob, len(records))
         if inline:
-            error: PredictionLogError | None = None
-            committed = False
-            try:
-                error = self._commit([blob], len(records))
-                committed = error is None
-            finally:
-                with self._cond:
-                    self._inline = False
-                    self._inflight = 0
-                    self._lone_commits += committed
-                    if self._chunks or self._waiters.by_loop or self._closing:
-                        self._cond.notify()  # work that arrived meanwhile, or a close
-            if error is not None:
-                raise error
-            return
-        with self._cond:
-            self._check_open()
-            wait = self._acknowledged or self._pending >= self.max_pending
-            if wait:
-                loop = asyncio.get_running_loop()
-                future: asyncio.Future[None] = loop.create_future()
-                self._waiters.add(loop, future)
-                self._urgent = True
-            self._enqueue(blob, len(records))
-        if wait:
+            self._commit_lone(blob, len(records))
+        elif wait:
             await future
+
+    def _commit_lone(self, blob: bytes, count: int) -> None:
+        """Commit one write on the caller's thread (``_inline`` is set: the writer
+        waits), then hand the segment back to the writer."""
+        error: PredictionLogError | None = None
+        committed = False
+        try:
+            error = self._commit([blob], count)
+            committed = error is None
+        finally:
+            with self._cond:
+                self._inline = False
+                self._inflight = 0
+                self._lone_commits += committed
+                if self._chunks or self._waiters.by_loop or self._closing:
+                    self._cond.notify()  # work that arrived meanwhile, or a close
+        if error is not None:
+            raise error
 
     def write_nowait(self, records: list[PredictionRecord]) -> None:
         """Queue ``records`` without waiting for them (shadow records, async mode). They
