@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tidal.core.config import ScheduleSection, resolve_store_url
-from tidal.core.cron import Cron, Due, due_windows, format_window, utc
+from tidal.core.cron import Due, due_windows, format_window, utc
 from tidal.core.errors import NotFoundError, TidalError, ValidationError
 from tidal.core.ids import new_id
 from tidal.store.schedules import ScheduleRunRecord
@@ -108,8 +108,7 @@ class Schedules:
 
     def _due(self, schedule: ScheduleSection, now: float) -> Due:
         after = self.runs.last_end(schedule.name, origin=CONTROLLER)
-        return due_windows(Cron(schedule.cron, schedule.timezone), after=after, now=now,
-                           limit=schedule.catch_up)
+        return due_windows(schedule.parsed_cron(), after=after, now=now, limit=schedule.catch_up)
 
     def _unrecorded(self, schedule: ScheduleSection,
                     windows: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -123,7 +122,7 @@ class Schedules:
     def window(self, schedule: ScheduleSection, start: float) -> tuple[float, float]:
         """The complete window of ``schedule`` that starts at ``start`` (ValidationError
         if none does, or if it has not ended yet)."""
-        cron = Cron(schedule.cron, schedule.timezone)
+        cron = schedule.parsed_cron()
         recorded = self.runs.get(schedule.name, start)
         if recorded is not None and recorded.status != "skipped":
             end = recorded.window_end  # as it was run (the cron may have changed since)
@@ -225,7 +224,7 @@ class Schedules:
                 "name": schedule.name, "deployment": schedule.deployment,
                 "cron": schedule.cron, "timezone": schedule.timezone,
                 "input": schedule.input, "output": schedule.output,
-                "next": Cron(schedule.cron, schedule.timezone).next_after(now),
+                "next": schedule.parsed_cron().next_after(now),
                 "due": [{"window_start": s, "window_end": e} for s, e in due],
                 "runs": [r.to_dict() for r in self.runs.history(schedule.name, limit)]})
         return listed

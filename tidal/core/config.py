@@ -527,6 +527,10 @@ class ScheduleSection(BaseModel):
             raise ValueError(f"schedule {self.name!r}: if_exists is for a database output")
         return self
 
+    def parsed_cron(self) -> Cron:
+        """The cron expression, read on the clocks of ``timezone``."""
+        return Cron(self.cron, self.timezone)
+
     def score_options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`tidal.batch.job.score` this entry sets beyond
         the input, output and triage (unset pass-through keys are left out, so the job's
