@@ -378,6 +378,11 @@ def median_of(raw: list[dict[str, Any]], **match: Any) -> dict[str, float] | Non
             for key in ("rps", "p50_ms", "p99_ms", "server_cpu", "errors")}
 
 
+def shown(value: float | None, form: str) -> str:
+    """A ratio for the table, or a dash where the cell has none (e.g. no floor run)."""
+    return "–" if value is None else form.format(value)
+
+
 def report(raw: list[dict[str, Any]], limits: dict[str, Any], args: Any, seconds: float,
            repeats: int) -> None:
     kinds = sorted({r["kind"] for r in raw}, key=["floor", "tidal", "tidal-async", "mlserver",
@@ -411,10 +416,10 @@ def report(raw: list[dict[str, Any]], limits: dict[str, Any], args: Any, seconds
         results.append(cell)
         table.append([f"{model} c={connections} rows={rows} {encoding}"] + [
             f"{cell[k]['rps']:.0f} / {cell[k]['p99_ms']:.1f}" if cell.get(k) else "–"
-            for k in kinds] + [f"{cell.get('tidal_vs_best_mlserver', float('nan')):.1f}x",
-                               f"{cell.get('tidal_share_of_floor', float('nan')):.0%}",
-                               f"{cell.get('acknowledged_cost', float('nan')):.0%}",
-                               f"{cell.get('share_of_in_process_limit', float('nan')):.0%}"])
+            for k in kinds] + [shown(cell.get("tidal_vs_best_mlserver"), "{:.1f}x"),
+                               shown(cell.get("tidal_share_of_floor"), "{:.0%}"),
+                               shown(cell.get("acknowledged_cost"), "{:.0%}"),
+                               shown(cell.get("share_of_in_process_limit"), "{:.0%}")])
     dispatch = next(({"connections": r["connections"], **median_of(
         raw, kind="tidal-async", model=NO_MODEL, connections=r["connections"])}
         for r in raw if r["model"] == NO_MODEL), None)
