@@ -7,6 +7,7 @@ they never show a traceback.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,22 +18,23 @@ from tidal import display
 from tidal.cli_data import data_app
 from tidal.cli_deploy import deployments_app
 from tidal.cli_monitor import label, monitor_app
+from tidal.cli_options import command_group
 from tidal.cli_review import review_app
 from tidal.cli_rollout import controller, deploy, rollback, rollout_app, why
 from tidal.cli_schedules import schedules_app
 from tidal.cli_score import score
 from tidal.cli_serve import predictions_app, serve
 from tidal.cli_ui import ui
-from tidal.core.errors import TidalError
+from tidal.core.errors import ConflictError, NotFoundError, TidalError, ValidationError
 from tidal.core.ids import short_id
 
-app = typer.Typer(
+app = command_group(
     name="tidal", no_args_is_help=True, add_completion=False,
     help="Take a tabular ML model from a notebook into production and keep it healthy.",
 )
-runs_app = typer.Typer(no_args_is_help=True, help="Experiment runs: list, show, compare.")
-models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
-db_app = typer.Typer(no_args_is_help=True, help="The metadata store's schema.")
+runs_app = command_group(no_args_is_help=True, help="Experiment runs: list, show, compare.")
+models_app = command_group(no_args_is_help=True, help="The model registry.")
+db_app = command_group(no_args_is_help=True, help="The metadata store's schema.")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(db_app, name="db")
@@ -51,7 +53,7 @@ app.add_typer(rollout_app, name="rollout")
 app.command("rollback")(rollback)
 app.command("controller")(controller)
 app.command("why")(why)
-pipelines_app = typer.Typer(no_args_is_help=True,
+pipelines_app = command_group(no_args_is_help=True,
                             help="Pipeline runs: their steps, cache hits and lineage.")
 app.add_typer(pipelines_app, name="pipelines")
 
@@ -70,7 +72,7 @@ def _project(path: Path | None, create: bool = False):  # -> Project
 
     handle = Project(path)
     if not create and not handle.store_exists():
-        raise TidalError(
+        raise NotFoundError(
             f"no Tidal store for {handle.settings.project_dir} (looked for "
             f"{handle.settings.store_url}); run `tidal init` there, or pass --project"
         )
@@ -97,21 +99,26 @@ def init(
     config = folder / CONFIG_FILE
     created = not config.exists()
     if data is not None and target is None:
-        raise TidalError("with DATA, name the column to predict: --target COLUMN")
+        raise ValidationError("with DATA, name the column to predict: --target COLUMN")
     if created:
         config.write_text(_config_text(folder, data, target))
     elif data is not None:
-        raise TidalError(f"{config} exists already; add the [data] and [pipeline] sections "
+        raise ConflictError(f"{config} exists already; add the [data] and [pipeline] sections "
                          "there, or init a new folder")
-    handle = _project(folder, create=True)
-    before, after = upgrade(handle.db)
-    result = {"project_dir": str(folder), "config": str(config), "created": created,
-              "store_url": redact(handle.settings.store_url), "schema": after}
-    if data is not None:
-        from tidal.data import infer_schema, save_schema
+    try:
+        handle = _project(folder, create=True)
+        before, after = upgrade(handle.db)
+        result = {"project_dir": str(folder), "config": str(config), "created": created,
+                  "store_url": redact(handle.settings.store_url), "schema": after}
+        if data is not None:
+            from tidal.data import infer_schema, save_schema
 
-        schema = infer_schema(data, target=target, overrides=handle.settings.data)
-        result["schema_file"] = str(save_schema(schema, folder / "schema.yaml"))
+            schema = infer_schema(data, target=target, overrides=handle.settings.data)
+            result["schema_file"] = str(save_schema(schema, folder / "schema.yaml"))
+    except BaseException:
+        if created:  # a failed init leaves no tidal.toml behind to block the next try
+            config.unlink(missing_ok=True)
+        raise
     if as_json:
         display.print_json(result)
     else:
@@ -121,6 +128,16 @@ def init(
         if data is not None:
             display.console.print(f"Schema: {result['schema_file']} (review it), then "
                                   "`tidal run`")
+
+
+def model_name_from(stem: str) -> str:
+    """A valid model name from a file's name: "my données" → "my_donnees"."""
+    import re
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_text).strip("_.-")[:128]
+    return name or "model"
 
 
 def _config_text(folder: Path, data: Path | None, target: str | None) -> str:
@@ -139,7 +156,7 @@ def _config_text(folder: Path, data: Path | None, target: str | None) -> str:
         source = data.resolve().relative_to(folder)
     except ValueError:
         source = data.resolve()
-    model = data.name.split(".")[0] or "model"
+    model = model_name_from(data.name.split(".")[0])
     return text + (
         "\n# The columns' roles; the reviewed schema is in schema.yaml.\n[data]\n"
         f"target = {_toml_string(target or '')}\n"
@@ -312,7 +329,7 @@ def runs_compare(
 ) -> None:
     """Compare runs side by side: params that differ are marked, metrics in full."""
     if len(run_ids) < 2:
-        raise TidalError("give at least two runs to compare")
+        raise ValidationError("give at least two runs to compare")
     handle = _project(project)
     runs = [handle.get_run(run_id) for run_id in run_ids]
     params = sorted({k for run in runs for k in run.params})
@@ -404,7 +421,7 @@ def models_alias(
     """Point an alias at a version (or remove it with --delete); the move is recorded."""
     handle = _project(project)
     if delete == (version is not None):
-        raise TidalError("give a VERSION to point the alias at, or --delete to remove it")
+        raise ValidationError("give a VERSION to point the alias at, or --delete to remove it")
     if delete:
         handle.remove_alias(name, alias, reason=reason)
         result: dict[str, Any] = {"model": name, "alias": alias, "version": None}
@@ -621,15 +638,27 @@ def replay(
     from tidal.data.sources import open_source
     from tidal.demo import print_loop_summary
 
+    try:
+        delay = parse_duration(label_delay)
+    except ValueError as exc:
+        raise ValidationError(f"--label-delay: {exc}") from None
+    until = None
+    if train_until is not None:
+        try:
+            until = float(train_until)
+        except ValueError:
+            try:
+                until = pd.Timestamp(train_until, tz="UTC").timestamp()
+            except (ValueError, TypeError):
+                raise ValidationError(f"--train-until {train_until!r} is neither epoch "
+                                      "seconds nor an ISO 8601 time") from None
+        if not math.isfinite(until):
+            raise ValidationError("--train-until must be a finite time")
     source = open_source(data)  # a DataReadError names a file that cannot be read
     frame = pa.table({name: source.column(name) for name in source.names}).to_pandas()
     spec = ReplaySpec(frame, time=time_column, target=target, dataset=data.name,
-                      label_delay=parse_duration(label_delay))
-    if train_until is not None:
-        try:
-            spec.train_until = float(train_until)
-        except ValueError:
-            spec.train_until = pd.Timestamp(train_until, tz="UTC").timestamp()
+                      label_delay=delay)
+    spec.train_until = until
     folder = (into or Path(f"replay-{data.stem.split('.')[0]}")).resolve()
     console = display.errors if as_json else display.console
     summary = run_replay(spec, folder, progress=console.print)
@@ -667,7 +696,7 @@ def _cell(run: Any, column: str) -> str:
         return run.params.get(key, "")
     if kind in ("tags", "tag"):
         return run.tags.get(key, "")
-    raise TidalError(f"unknown column {column!r}: use metrics.KEY, params.KEY or tags.KEY")
+    raise ValidationError(f"unknown column {column!r}: use metrics.KEY, params.KEY or tags.KEY")
 
 
 def _best(value: float | None, values: list[float | None]) -> str | Text:
@@ -703,7 +732,14 @@ def main() -> None:
     try:
         app()  # Typer handles --help, usage errors and Ctrl-C itself, then exits
     except TidalError as exc:
-        from rich.markup import escape
+        _fail(str(exc), exc.exit_code)
+    except OSError as exc:  # a path of the wrong kind, a full disk, no permission...
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", 1)
 
-        display.errors.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        raise SystemExit(exc.exit_code) from None
+
+def _fail(message: str, code: int) -> None:
+    from rich.markup import escape
+
+    display.errors.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+    raise SystemExit(code) from None

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import typer
 
 from tidal import display
-from tidal.core.errors import TidalError, ValidationError
+from tidal.cli_options import command_group
+from tidal.core.errors import ValidationError
 
-data_app = typer.Typer(no_args_is_help=True,
+data_app = command_group(no_args_is_help=True,
                        help="Data: infer a schema, validate a batch, profile, detect drift.")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -163,6 +164,9 @@ def drift(
     from tidal.data.profiles import is_profile_file
 
     if is_profile_file(reference) or is_profile_file(current):
+        if column or categorical:
+            raise ValidationError("--column and --categorical need data files: a profile "
+                                  "holds the columns and kinds it was made with")
         result = _drift_from_profiles(reference, current, tests=_pairs(test, "--test", str),
                                       thresholds=_pairs(threshold, "--threshold", float),
                                       drift_share=drift_share, bonferroni=bonferroni)
@@ -199,6 +203,10 @@ def _drift_from_profiles(reference: Path, current: Path, *, tests: dict[str, str
             raise ValidationError(f"{path} is not a saved profile: give two profiles "
                              "(`tidal data profile FILE --out P`) or two data files")
     ref, cur = load_profile(reference), load_profile(current)
+    unknown = sorted((set(tests) | set(thresholds)) - set(ref.columns))
+    if unknown:
+        raise ValidationError(f"the profiles have no column {', '.join(map(repr, unknown))} "
+                              f"(they have {', '.join(ref.columns)})")
     result = drift_from_profiles(ref, cur, tests=tests, thresholds=thresholds,
                                  drift_share=drift_share,
                                  correction="bonferroni" if bonferroni else None)
@@ -262,11 +270,11 @@ def _pairs(items: list[str] | None, option: str, convert: Any) -> dict[str, Any]
     for item in items or []:
         name, sep, value = item.rpartition("=")
         if not sep or not name or not value:
-            raise TidalError(f"{option} takes COLUMN=VALUE, got {item!r}")
+            raise ValidationError(f"{option} takes COLUMN=VALUE, got {item!r}")
         try:
             pairs[name] = convert(value)
         except ValueError:
-            raise TidalError(f"{option} {item!r}: {value!r} is not a valid value") from None
+            raise ValidationError(f"{option} {item!r}: {value!r} is not a valid value") from None
         if isinstance(pairs[name], float) and not math.isfinite(pairs[name]):
-            raise TidalError(f"{option} {item!r}: the value must be a finite number")
+            raise ValidationError(f"{option} {item!r}: the value must be a finite number")
     return pairs

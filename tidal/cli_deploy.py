@@ -17,11 +17,12 @@ from tidal.cli_options import (
     JsonOption,
     ProjectOption,
     ReasonOption,
+    command_group,
     open_project,
 )
 from tidal.core.errors import ValidationError
 
-deployments_app = typer.Typer(
+deployments_app = command_group(
     no_args_is_help=True,
     help="Deployments: which model versions each endpoint serves (stable, canary, shadow).")
 
@@ -97,6 +98,8 @@ def deployments_set(
     max_batch_wait_ms: Annotated[float | None, typer.Option(
         "--max-batch-wait-ms", help="Longest a request waits for a batch to fill, in ms.")
     ] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Allow serving a vetoed or archived version.")] = False,
     reason: ReasonOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
@@ -104,7 +107,8 @@ def deployments_set(
     """Create or replace a deployment (settings not given are reset to their defaults)."""
     record = open_project(project).set_deployment(
         name, model_ref, canary=canary, canary_weight=weight, shadow=shadow,
-        max_batch_size=max_batch_size, max_batch_wait_ms=max_batch_wait_ms, reason=reason)
+        max_batch_size=max_batch_size, max_batch_wait_ms=max_batch_wait_ms, reason=reason,
+        force=force)
     if as_json:
         display.print_json(record.to_dict())
         return

@@ -14,9 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from tidal import display
-from tidal.cli_options import JsonOption, ProjectOption, open_project
+from tidal.cli_options import JsonOption, ProjectOption, command_group, open_project
+from tidal.core.errors import NotFoundError
 
-monitor_app = typer.Typer(
+monitor_app = command_group(
     help="Monitoring: window checks over the prediction log, and their alert states.",
     invoke_without_command=True)
 
@@ -44,13 +45,16 @@ def monitor(
     handle = open_project(project)
     names = [deployment] if deployment else None
     summary: dict[str, Any] | None = None
-    if run:
-        with Monitor(handle) as job:
+    with Monitor(handle) as job:
+        if deployment and deployment not in job.deployment_names():
+            raise NotFoundError(f"no deployment named {deployment!r}, and nothing logged "
+                                "for one")
+        if run:
             if names is None:
                 names = job.deployment_names()
             summary = _run_with_progress(job, names, quiet=as_json).to_dict()
-    elif names is None:
-        names = sorted(d.name for d in handle.list_deployments())
+        elif names is None:
+            names = sorted(d.name for d in handle.list_deployments())
     report = [_deployment_report(handle, name) for name in names]
     if not report and not as_json:
         display.console.print("no deployments and no prediction log yet: nothing to "

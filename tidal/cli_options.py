@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,6 +15,12 @@ ProjectOption = Annotated[
 ]
 ReasonOption = Annotated[str | None, typer.Option("--reason", "-r", help="Why (recorded).")]
 DeploymentArgument = Annotated[str, typer.Argument(help="Deployment name, e.g. elec2.")]
+
+
+def command_group(**settings: Any) -> typer.Typer:
+    """A Typer app whose help is plain text: help strings name tidal.toml's sections in
+    brackets ("default: [serve] port"), which Rich markup would silently swallow."""
+    return typer.Typer(rich_markup_mode=None, **settings)
 
 
 def open_project(path: Path | None):  # -> Project (imported late: tidal.cli imports this)

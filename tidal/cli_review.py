@@ -15,14 +15,16 @@ from typing import Annotated, Any
 import typer
 
 from tidal import display
-from tidal.cli_options import JsonOption, ProjectOption, open_project
+from tidal.cli_options import JsonOption, ProjectOption, command_group, open_project
+from tidal.core.errors import NotFoundError
 
-review_app = typer.Typer(no_args_is_help=True,
+review_app = command_group(no_args_is_help=True,
                          help="Review: predictions routed to people, labelled by them.")
 
 DeploymentOption = Annotated[str, typer.Option("--deployment", "-d", help="The deployment.")]
-ReviewerOption = Annotated[str, typer.Option(
-    "--reviewer", "-r", envvar="TIDAL_ACTOR", help="Who is reviewing (default: $TIDAL_ACTOR).")]
+ReviewerOption = Annotated[str | None, typer.Option(
+    "--reviewer", "-r", help="Who is reviewing (default: the project's actor: "
+    "$TIDAL_ACTOR, else your login name).")]
 
 
 
@@ -46,10 +48,13 @@ def review_list(deployment: Annotated[str | None, typer.Option(
 
 
 @review_app.command("next")
-def review_next(deployment: DeploymentOption, reviewer: ReviewerOption,
+def review_next(deployment: DeploymentOption, reviewer: ReviewerOption = None,
                 project: ProjectOption = None, as_json: JsonOption = False) -> None:
     """Claim the next item you have not answered, and show it."""
     handle = open_project(project)
+    reviewer = reviewer or handle.settings.actor
+    if deployment not in {d.name for d in handle.list_deployments()}:
+        raise NotFoundError(f"no deployment named {deployment!r}")
     item = handle.review.claim_next(
         deployment, reviewer, now=handle.clock.now(),
         claim_seconds=handle.settings.monitor.review.claim_timeout)
@@ -75,7 +80,7 @@ def review_next(deployment: DeploymentOption, reviewer: ReviewerOption,
 def review_label(item: Annotated[int, typer.Argument(help="The item's number.")],
                  label: Annotated[str | None, typer.Argument(
                      help="The label (JSON: 1, true, \"cat\"; plain text is text).")] = None,
-                 reviewer: ReviewerOption = "",
+                 reviewer: ReviewerOption = None,
                  unsure: Annotated[bool, typer.Option("--unsure", help="Cannot tell.")] = False,
                  unfamiliar: Annotated[bool, typer.Option(
                      "--unfamiliar", help="A case unlike the usual ones (goes to the "
@@ -91,7 +96,9 @@ def review_label(item: Annotated[int, typer.Argument(help="The item's number.")]
             value = json.loads(label)
         except json.JSONDecodeError:
             value = label
-    done = answer(open_project(project), item, reviewer, label=value, unsure=unsure,
+    handle = open_project(project)
+    reviewer = reviewer or handle.settings.actor
+    done = answer(handle, item, reviewer, label=value, unsure=unsure,
                   familiar=not unfamiliar, note=note)
     if as_json:
         display.print_json(done.to_dict())

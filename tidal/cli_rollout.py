@@ -21,11 +21,12 @@ from tidal.cli_options import (
     JsonOption,
     ProjectOption,
     ReasonOption,
+    command_group,
     open_project,
 )
 from tidal.core.errors import ValidationError
 
-rollout_app = typer.Typer(
+rollout_app = command_group(
     no_args_is_help=True,
     help="Rollouts: watch and steer a version's way to a deployment's traffic.")
 
@@ -48,6 +49,8 @@ def deploy(
     ] = None,
     shadow_time: Annotated[str | None, typer.Option(
         "--shadow-time", help="Or this long, whichever comes first, e.g. 1h.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Allow rolling out a vetoed or archived version.")] = False,
     reason: ReasonOption = None,
     project: ProjectOption = None,
     as_json: JsonOption = False,
@@ -61,14 +64,15 @@ def deploy(
     try:
         handle.get_deployment(to)
     except NotFoundError:
-        created = handle.set_deployment(to, candidate, reason=reason or "first deployment")
+        created = handle.set_deployment(to, candidate, reason=reason or "first deployment",
+                                        force=force)
         _print({"deployment": to, "rollout": None, "serving": created.to_dict()}, as_json,
                f"{to} created: it serves {candidate.ref} (nothing to roll out against)")
         return
     plan = _plan(handle.settings.rollout, steps=steps, step_time=step_time,
                  shadow_requests=shadow_requests, shadow_time=shadow_time)
     rollout = Rollouts(handle).start(to, candidate, strategy=strategy, plan=plan,
-                                     reason=reason)
+                                     reason=reason, force=force)
     _print({"deployment": to, "rollout": rollout.to_dict()}, as_json,
            f"rollout {rollout.id}: {candidate.ref} to {to}, {rollout.strategy}, "
            f"{_where(rollout)}")

@@ -18,10 +18,10 @@ from typing import Annotated, Any
 import typer
 
 from tidal import display
-from tidal.cli_options import JsonOption, ProjectOption, open_project
+from tidal.cli_options import JsonOption, ProjectOption, command_group, open_project
 from tidal.core.errors import ConflictError, ValidationError
 
-schedules_app = typer.Typer(
+schedules_app = command_group(
     help="Scheduled batch scoring: list the schedules, run a window by hand.")
 
 #: the exit status of a window that scored what it could but rejected some rows
@@ -96,15 +96,22 @@ def run(
         raise typer.Exit(SOME_REJECTED)
 
 
+MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z
+
+
 def parse_time(text: str, timezone: str = "UTC") -> float:
     """Epoch seconds from epoch seconds or ISO 8601 (a time without a zone is on the
     clocks of ``timezone``)."""
     from tidal.core.cron import zone
 
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not 0 <= seconds <= MAX_EPOCH:  # NaN too
+            raise ValidationError(f"--window {text!r} is outside the years 1970-9999")
+        return seconds
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -15,15 +15,15 @@ from typing import Annotated
 import typer
 
 from tidal import display
-from tidal.cli_options import ProjectOption
-from tidal.core.errors import TidalError
+from tidal.cli_options import ProjectOption, command_group
+from tidal.core.errors import NotFoundError, TidalError, ValidationError
 
 DURABILITY = ("acknowledged", "async")
 
 
 def serve(
-    port: Annotated[int | None, typer.Option("--port", help="TCP port (default: [serve] "
-                                             "port, 8080).")] = None,
+    port: Annotated[int | None, typer.Option(
+        "--port", min=1, max=65535, help="TCP port (default: [serve] port, 8080).")] = None,
     host: Annotated[str | None, typer.Option(
         "--host", help="Interface to bind (default 127.0.0.1: only this machine; "
         "0.0.0.0 to accept others).")] = None,
@@ -42,35 +42,63 @@ def serve(
     from tidal.project import Project
 
     if durability is not None and durability not in DURABILITY:
-        raise TidalError(f"--durability must be one of {', '.join(DURABILITY)}")
+        raise ValidationError(f"--durability must be one of {', '.join(DURABILITY)}")
     handle = Project(project)
     config = handle.settings.serve
     port = config.port if port is None else port
     host = host or config.host
     workers = config.workers if workers is None else workers
     if workers < 1:
-        raise TidalError("--workers must be at least 1")
+        raise ValidationError("--workers must be at least 1")
     os.environ["TIDAL_PROJECT_DIR"] = str(handle.settings.project_dir)
     if durability is not None:
         os.environ["TIDAL_SERVE_DURABILITY"] = durability
+    folder = None
     if workers > 1:
-        folder = handle.settings.state_dir / "metrics"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        folder = _metrics_folder(handle.settings.state_dir / "metrics")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     handle.close()
     display.console.print(f"serving {handle.settings.project_dir} on http://{host}:{port} "
                           f"({workers} worker{'s' if workers > 1 else ''}); "
                           "Ctrl-C to stop", highlight=False)
-    uvicorn.run("tidal.serve.app:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning", lifespan="on", timeout_graceful_shutdown=10,
-                # no X-Forwarded-* rewriting, Date or Server header: work on every request
-                # that a model server behind no proxy does not need
-                proxy_headers=False, server_header=False, date_header=False)
+    try:
+        uvicorn.run("tidal.serve.app:app_from_environment", factory=True, host=host,
+                    port=port, workers=workers, loop="uvloop", http="httptools",
+                    access_log=False, log_level="warning", lifespan="on",
+                    timeout_graceful_shutdown=10,
+                    # no X-Forwarded-* rewriting, Date or Server header: work on every
+                    # request that a model server behind no proxy does not need
+                    proxy_headers=False, server_header=False, date_header=False)
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
-predictions_app = typer.Typer(no_args_is_help=True,
+def _metrics_folder(parent: Path) -> Path:
+    """A fresh folder for this server's workers' metrics (Prometheus multiprocess mode),
+    one per server process, so two servers of one project never mix or wipe each other's
+    counts; folders of servers that are gone are removed."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.iterdir():
+        if old.is_dir() and old.name.isdigit() and not _running(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = parent / str(os.getpid())
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    return folder
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+predictions_app = command_group(no_args_is_help=True,
                               help="The prediction log: compact it into Parquet.")
 
 
@@ -92,7 +120,7 @@ def compact_predictions(
     settings = load_settings(project)
     folder = settings.serve.log_path(settings.project_dir)
     if not folder.is_dir():
-        raise TidalError(f"no prediction log at {folder}: nothing has been served yet")
+        raise NotFoundError(f"no prediction log at {folder}: nothing has been served yet")
     target = into or settings.monitor.compacted_path(settings.project_dir, folder)
     summary = {"log": str(folder), "into": str(target),
                **compact(folder, target, delete_compacted=delete)}

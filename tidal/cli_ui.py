@@ -14,7 +14,7 @@ DEFAULT_PORT = 8090
 
 
 def ui(
-    port: Annotated[int, typer.Option("--port", help="TCP port.")] = DEFAULT_PORT,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = DEFAULT_PORT,
     host: Annotated[str, typer.Option(
         "--host", help="Interface to bind (default 127.0.0.1: only this machine).")
     ] = "127.0.0.1",

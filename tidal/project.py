@@ -18,7 +18,7 @@ from tidal.core import validate
 from tidal.core.clock import Clock, SystemClock
 from tidal.core.codeinfo import code_info
 from tidal.core.config import Settings, load_settings
-from tidal.core.errors import NotFoundError, ValidationError
+from tidal.core.errors import NotFoundError, StoreError, ValidationError
 from tidal.runtime.native import FLAVOR as NATIVE_FLAVOR
 from tidal.runtime.native import dump_native, load_native
 from tidal.store.database import Database
@@ -33,7 +33,7 @@ from tidal.store.records import (
     RunRecord,
     VersionRecord,
 )
-from tidal.store.registry import RegistryRepository, parse_ref
+from tidal.store.registry import RegistryRepository, parse_ref, refuse_unservable
 from tidal.store.review import ReviewRepository
 from tidal.store.rollouts import RolloutRepository
 from tidal.store.schedules import ScheduleRunRepository
@@ -102,8 +102,13 @@ class Project:
     def store_exists(self) -> bool:
         """False only when the store is a SQLite file that has not been created yet."""
         from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
 
-        url = make_url(self.settings.store_url)
+        try:
+            url = make_url(self.settings.store_url)
+        except ArgumentError:
+            raise StoreError(f"not a database URL: {self.settings.store_url!r} (the "
+                             "store's url in tidal.toml or TIDAL_STORE_URL)") from None
         if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
             return True
         return Path(url.database).exists()
@@ -242,6 +247,7 @@ class Project:
         canary: int | str | None = None, canary_weight: float = 0.0,
         shadow: int | str | None = None, max_batch_size: int | None = None,
         max_batch_wait_ms: float | None = None, reason: str | None = None,
+        force: bool = False,
     ) -> DeploymentRecord:
         """Point deployment ``name`` at versions of one model (creating or replacing it).
 
@@ -251,6 +257,8 @@ class Project:
         registry). ``canary=`` and ``shadow=`` take a version number, an alias, or a
         reference to a version of the same model. References are resolved now, so the
         deployment records version numbers: moving an alias later does not move it.
+        A vetoed or archived version that the deployment does not serve yet is
+        refused unless ``force``.
         """
         if isinstance(model, VersionRecord):
             if stable is not None:
@@ -267,11 +275,14 @@ class Project:
                 stable_number = self.registry.get_version(model).version
             else:
                 stable_number = self._deployed_version(model_name, stable, "stable")
+        canary_number = self._deployed_version(model_name, canary, "canary")
+        shadow_number = self._deployed_version(model_name, shadow, "shadow")
+        self._refuse_unservable(name, model_name, (stable_number, canary_number,
+                                                   shadow_number), force)
         return self.deployments.set(
             name, model=model_name, stable_version=stable_number,
-            canary_version=self._deployed_version(model_name, canary, "canary"),
-            canary_weight=canary_weight,
-            shadow_version=self._deployed_version(model_name, shadow, "shadow"),
+            canary_version=canary_number, canary_weight=canary_weight,
+            shadow_version=shadow_number,
             max_batch_size=max_batch_size, max_batch_wait_ms=max_batch_wait_ms,
             now=self.clock.now(), actor=self.settings.actor, reason=reason,
         )
@@ -289,6 +300,24 @@ class Project:
     def deployment_history(self, name: str, limit: int = 20) -> list[EventRecord]:
         """The newest ``limit`` changes of a deployment, oldest first."""
         return self.deployments.history(name, limit)
+
+    def _refuse_unservable(self, name: str, model: str, numbers: tuple[int | None, ...],
+                           force: bool) -> None:
+        """Refuse a vetoed or archived version new to deployment ``name`` (one it serves
+        already, e.g. vetoed since, may keep its place while other settings change)."""
+        try:
+            current = self.deployments.get(name)
+            serving = {current.stable_version, current.canary_version,
+                       current.shadow_version} if current.model == model else set()
+        except NotFoundError:
+            serving = set()
+        for number in numbers:
+            if number is not None and number not in serving:
+                try:
+                    version = self.registry.get_version(f"{model}:{number}")
+                except NotFoundError:
+                    continue  # the store names the missing version, with its role
+                refuse_unservable(version, force, "deploying it")
 
     def _deployed_version(self, model: str, given: int | str | None, role: str) -> int | None:
         """A version of ``model`` given as a number, "3", an alias, "latest", or a

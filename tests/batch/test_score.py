@@ -83,6 +83,42 @@ def test_bad_rows_go_to_the_rejects_file_with_their_reason(scoring):
     assert json.loads(rejects["values"][0])["feat_2"] == pytest.approx(rows["feat_2"][7])
 
 
+def test_one_word_in_a_numeric_csv_column_rejects_only_its_row(scoring):
+    """The CSV reader makes a column with one "abc" text; its numbers still score."""
+    project, rows, tmp = scoring
+    rows["feat_3"] = rows["feat_3"].astype(object)
+    rows.loc[1_234, "feat_3"] = "abc"
+    rows.to_csv(tmp / "in.csv", index=False)
+    result = score(project, "elec2", tmp / "in.csv", tmp / "out.parquet",
+                   keys=["meter"], partition_rows=800)
+    assert (result.scored, result.rejected) == (len(rows) - 1, 1)
+    rejects = pd.read_csv(result.rejects)
+    assert rejects["row"].tolist() == [1_234]
+    assert "'abc'" in rejects["reason"][0] and "at row 0" not in rejects["reason"][0]
+    out = pq.read_table(tmp / "out.parquet").to_pandas()
+    assert set(out["meter"]) == set(rows["meter"]) - {"m1234"}
+
+
+def test_inputs_and_outputs_of_the_wrong_kind_are_refused_before_anything_is_logged(
+        scoring):
+    from tidal.core.errors import ValidationError
+
+    project, rows, tmp = scoring
+    (tmp / "empty.csv").write_bytes(b"")
+    with pytest.raises(ValidationError, match="empty.csv cannot be read as CSV"):
+        score(project, "elec2", tmp / "empty.csv", tmp / "out.parquet")
+    rows.to_parquet(tmp / "in.parquet")
+    (tmp / "folder.parquet").mkdir()
+    for output, rejects in ((tmp / "folder.parquet", None),
+                            (tmp / "out.parquet", tmp / "folder.parquet")):
+        with pytest.raises(ValidationError, match="is a folder"):
+            score(project, "elec2", tmp / "in.parquet", output, rejects=rejects)
+    settings = project.settings
+    logged = settings.monitor.compacted_path(settings.project_dir,
+                                             settings.serve.log_path(settings.project_dir))
+    assert not logged.exists() or not any(logged.rglob("*.parquet"))
+
+
 def test_a_job_that_fails_midway_leaves_no_output(scoring):
     from tidal.runtime.faults import Crashing
 

@@ -91,8 +91,13 @@ def test_models_commands(filled: Path):
     (["models", "show", "ghost@champion"], 3, "no registered model named 'ghost'"),
     (["models", "alias", "churn", "champion", "9"], 3, "has no version 9"),
     (["models", "alias", "churn", "Bad Alias", "1"], 2, "invalid alias"),
-    (["models", "alias", "churn", "champion"], 1, "give a VERSION"),
-    (["runs", "list", "-c", "weird.col"], 1, "unknown column"),
+    (["models", "alias", "churn", "champion"], 2, "give a VERSION"),
+    (["runs", "list", "-c", "weird.col"], 2, "unknown column"),
+    (["runs", "compare", "ffffffff"], 2, "at least two runs"),
+    (["serve", "--port", "99999"], 2, "65535"),
+    (["serve", "--durability", "bogus"], 2, "--durability"),
+    (["monitor", "-d", "nosuch"], 3, "no deployment named 'nosuch'"),
+    (["review", "next", "-d", "nosuch"], 3, "no deployment named 'nosuch'"),
 ])
 def test_errors_are_one_line_messages_with_exit_codes(filled, args, code, message):
     result = tidal(filled, *args, check=False)
@@ -104,7 +109,7 @@ def test_errors_are_one_line_messages_with_exit_codes(filled, args, code, messag
 def test_a_broken_config_is_reported_not_raised(tmp_path: Path):
     (tmp_path / "tidal.toml").write_text("[store]\nurl = 42\n")
     result = tidal(tmp_path, "runs", "list", check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "invalid configuration" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -128,7 +133,7 @@ def test_user_text_is_printed_literally_not_as_markup(tmp_path: Path):
 
 def test_read_commands_do_not_create_a_store_where_there_is_none(tmp_path: Path):
     result = tidal(tmp_path / "typo", "runs", "list", check=False)
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "no Tidal store" in result.stderr and "tidal init" in result.stderr
     assert not (tmp_path / "typo" / ".tidal").exists()
 
@@ -137,3 +142,53 @@ def test_passwords_are_not_printed(tmp_path: Path):
     from tidal.store.database import redact
 
     assert redact("postgresql+psycopg://me:s3cret@db/x") == "postgresql+psycopg://me:***@db/x"
+
+
+def test_a_broken_store_or_a_path_of_the_wrong_kind_is_one_line(tmp_path: Path):
+    (tmp_path / "tidal.toml").write_text("[store]\n")
+    (tmp_path / ".tidal").mkdir()
+    (tmp_path / ".tidal" / "tidal.db").write_bytes(b"garbage, not SQLite")
+    damaged = tidal(tmp_path, "models", "list", check=False)
+    assert damaged.returncode == 6 and "is not a SQLite database" in damaged.stderr
+    (tmp_path / "tidal.toml").write_text('[store]\nurl = "garbage"\n')
+    bad_url = tidal(tmp_path, "models", "list", check=False)
+    assert bad_url.returncode == 6 and "not a database URL" in bad_url.stderr
+    (tmp_path / "afile").write_text("a file, where a folder is needed")
+    wrong_kind = tidal(tmp_path / "afile", "init", check=False)
+    assert wrong_kind.returncode == 1 and "error:" in wrong_kind.stderr
+    for result in (damaged, bad_url, wrong_kind):
+        assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_failed_init_leaves_nothing_that_blocks_the_next(tmp_path: Path):
+    failed = tidal(tmp_path, "init", str(tmp_path / "nosuch.csv"), "--target", "y",
+                   check=False)
+    assert failed.returncode == 2 and not (tmp_path / "tidal.toml").exists()
+    data = tmp_path / "my données.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    tidal(tmp_path, "init", str(data), "--target", "y")
+    assert 'model = "my_donnees"' in (tmp_path / "tidal.toml").read_text()
+
+
+def test_replay_options_are_checked_and_a_project_is_never_overwritten(tmp_path: Path):
+    data = tmp_path / "series.csv"
+    data.write_text("t,x,y\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(300)))
+    for option, message in ((["--label-delay", "banana"], "--label-delay"),
+                            (["--train-until", "banana"], "--train-until")):
+        result = tidal(tmp_path, "replay", str(data), "--time", "t", "--target", "y",
+                       "--into", str(tmp_path / "r"), *option, check=False)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "tidal.toml").write_text("[data]\ntarget = 'y'\n")
+    refused = tidal(tmp_path, "replay", str(data), "--time", "t", "--target", "y",
+                    "--into", str(mine), check=False)
+    assert refused.returncode == 4 and "holds a Tidal project" in refused.stderr
+    assert (mine / "tidal.toml").read_text() == "[data]\ntarget = 'y'\n"
+
+
+def test_help_keeps_the_names_of_configuration_sections():
+    result = subprocess.run([sys.executable, "-m", "tidal", "serve", "--help"], text=True,
+                            capture_output=True, timeout=60, env={**os.environ,
+                                                                  "COLUMNS": "200"})
+    assert "[serve] port" in result.stdout

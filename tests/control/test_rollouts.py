@@ -158,6 +158,27 @@ def test_a_canary_that_fails_is_rolled_back_without_waiting_for_the_step(project
     assert project.get_deployment("elec2").canary_version is None
 
 
+@pytest.mark.parametrize("waiting", ["paused", "holding"])
+def test_a_failing_candidate_is_rolled_back_even_while_waiting_for_a_person(project,
+                                                                           waiting):
+    """Pausing (or holding) stops a rollout moving forward, never its rollback: the
+    broken candidate keeps no share of the traffic while nobody looks."""
+    plan = project.settings.rollout.model_copy(update={"strategy": "canary"})
+    rollouts, traffic = Rollouts(project), Traffic(project)
+    started = rollouts.start("elec2", project.model_version("elec2:3"), plan=plan)
+    if waiting == "paused":
+        rollouts.pause("elec2")
+    else:  # as an inconclusive step leaves it
+        project.rollouts.transition(started.id, expect=("running",),
+                                    changes={"status": "holding"}, settings=None,
+                                    kind="rollout.holding", now=project.clock.now(),
+                                    actor="test", reason="inconclusive")
+    traffic.serve(800)  # ~160 canary requests of a model that always answers 1
+    ended = rollouts.reconcile("elec2")
+    assert ended.status == "rolled_back", ended.last_analysis
+    assert project.get_deployment("elec2").canary_version is None
+
+
 def test_an_inconclusive_step_waits_then_holds_for_a_person(project):
     rollouts = Rollouts(project)
     rollouts.start("elec2", project.model_version("elec2:2"))

@@ -56,6 +56,12 @@ def test_bad_configuration_is_explained(tmp_path: Path, content: str, message: s
         load_settings(tmp_path, environ={})
 
 
+def test_a_configuration_that_is_not_utf8_is_explained(tmp_path: Path):
+    (tmp_path / "tidal.toml").write_bytes("[store]\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(tmp_path, environ={})
+
+
 def test_data_section_holds_roles_and_column_constraints(tmp_path: Path):
     (tmp_path / "tidal.toml").write_text(
         '[data]\ntarget = "cnt"\ntimestamp = "dteday"\nsegments = ["season"]\n'

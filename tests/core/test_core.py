@@ -73,3 +73,49 @@ def test_code_info_hashes_untracked_contents_and_odd_bytes(tmp_path: Path):
     time.sleep(codeinfo.CACHE_SECONDS + 0.1)
     (tmp_path / "train.py").write_text("print(3)\n")
     assert codeinfo.code_info(str(tmp_path)).git_dirty_hash != second.git_dirty_hash
+
+
+def test_runs_in_a_clean_checkout_are_clean_whatever_the_project_state_holds(tmp_path: Path):
+    """The store, artifacts and prediction log under .tidal change on every run; they are
+    not code, so they never make a run "dirty"."""
+    import tidal
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "train.py").write_text("print(1)\n")
+    git("init", "-q")
+    git("add", "train.py")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "x")
+    with tidal.Project(tmp_path) as project:
+        for _ in range(2):
+            with project.start_run("e") as run:
+                run.log_metric("m", 1.0)
+            (tmp_path / ".tidal" / "predictions").mkdir(exist_ok=True)
+            (tmp_path / ".tidal" / "predictions" / "x.log").write_bytes(b"new every run")
+            codeinfo_cache_clear()
+        assert [r.git_dirty_hash for r in project.search_runs()] == [None, None]
+    (tmp_path / "new.py").write_text("print(2)\n")  # real code, untracked: dirty
+    assert code_info(str(tmp_path)).git_dirty_hash is not None
+
+
+def codeinfo_cache_clear() -> None:
+    from tidal.core import codeinfo
+
+    codeinfo._cache.clear()
+
+
+def test_names_and_hashes_do_not_accept_a_trailing_newline():
+    from tidal.core import validate
+    from tidal.core.errors import ValidationError
+
+    for check, value in ((validate.check_model_name, "churn\n"),
+                         (validate.check_alias, "champion\n"),
+                         (lambda key: validate.check_key("metric", key), "auc\n")):
+        try:
+            check(value)
+        except ValidationError:
+            continue
+        raise AssertionError(f"{value!r} was accepted")
+    assert not is_sha256("a" * 64 + "\n")
+    assert not is_id("0" * 32 + "\n")

@@ -153,6 +153,20 @@ def test_different_columns_and_types_are_unified(tmp_path: Path) -> None:
     assert table.column("in.new").to_pylist() == [None] * 5 + [True]
 
 
+def test_parts_whose_types_clash_are_read_together_as_text(tmp_path: Path) -> None:
+    """Version 1 logged x as numbers, version 2 as text: each part has its own type, and
+    reading both gives text rather than an error."""
+    log, into = tmp_path / "log", tmp_path / "parquet"
+    write(log, [record("numbers", inputs={"x": [1.5]}, outputs={"label": [0]})])
+    compact(log, into)
+    write(log, [record("words", version=2, inputs={"x": ["a"]}, outputs={"label": [1]})])
+    compact(log, into)
+    assert len(list(iter_parts(into))) == 2
+    table = read_predictions(into, "elec2")
+    assert table.schema.field("in.x").type == pa.string()
+    assert sorted(table.column("in.x").to_pylist()) == ["1.5", "a"]
+
+
 def test_rerun_is_idempotent_and_picks_up_new_records(tmp_path: Path) -> None:
     log, into = tmp_path / "log", tmp_path / "parquet"
     write(log, [record(f"r{i}", rows=1 + i % 3, event_time=HOUR + i * 600) for i in range(30)])

@@ -53,6 +53,15 @@ def test_bad_labels_are_refused_with_the_field_named_and_nothing_stored(served: 
             answer = http.post("/v1/feedback", json=body, headers=AUTH)
             assert answer.status_code == status, (body, answer.text)
             assert words in answer.json()["error"], (body, answer.json())
+        limit = served.project.settings.serve.max_body_bytes
+
+        def chunks():  # no Content-Length: the server must count as the body arrives
+            yield b'{"request_id": "r", "label": "'
+            for _ in range(limit // 2**16 + 1):
+                yield b"x" * 2**16
+            yield b'"}'
+        chunked = http.post("/v1/feedback", content=chunks(), headers=AUTH)
+        assert chunked.status_code == 413 and "limit" in chunked.json()["error"]
         broken = http.post("/v1/feedback", content=b"{not json", headers=AUTH)
         assert broken.status_code == 400 and "JSON" in broken.json()["error"]
         assert http.post("/v1/feedback", json={"request_id": "r", "label": 1}

@@ -39,6 +39,9 @@ def test_a_reviewer_claims_and_answers_items_over_http(served: Running):
         for path, body, status, words in [
                 ("/v1/review/999/answer", {"reviewer": "ana", "label": 1}, 404, "999"),
                 ("/v1/review/abc/answer", {"reviewer": "ana", "label": 1}, 404, "abc"),
+                ("/v1/review/%C2%B2/answer", {"reviewer": "ana", "label": 1}, 404, "²"),
+                ("/v1/review/99999999999999999999999/answer", {"reviewer": "ana",
+                                                               "label": 1}, 404, "9999"),
                 (f"/v1/review/{item['id']}/answer", {"reviewer": "cy"}, 400, "unsure"),
                 (f"/v1/review/{item['id']}/answer", {"reviewer": "cy", "label": 1,
                                                      "familiar": "yes"}, 400, "familiar"),

@@ -104,6 +104,19 @@ BAD = [
     ("empty records", "/v1/predict/elec2", [], 400, "record"),
     ("unknown deployment", "/v2/models/nope/infer", {"inputs": []}, 404, "nope"),
     ("unknown version", "/v2/models/elec2/versions/7/infer", {"inputs": []}, 404, "7"),
+    ("a version spelled with a leading zero", "/v2/models/elec2/versions/01/infer",
+     {"inputs": []}, 404, "'01'"),
+    ("a version in non-ASCII digits", "/v2/models/elec2/versions/\u0661/infer",
+     {"inputs": []}, 404, "version"),
+    ("parameters that are an empty list", "/v2/models/elec2/infer",
+     {"parameters": [], "inputs": [{"name": f, "shape": [1], "datatype": "FP64",
+                                    "data": [0.1]} for f in FEATURES]}, 400, "parameters"),
+    ("an output asked for twice", "/v2/models/elec2/infer",
+     {"outputs": [{"name": "probabilities"}] * 2,
+      "inputs": [{"name": f, "shape": [1], "datatype": "FP64", "data": [0.1]}
+                 for f in FEATURES]}, 400, "more than once"),
+    ("a value beyond what the model computes in", "/v1/predict/elec2",
+     [{**{f: 0.1 for f in FEATURES}, "feat_4": 1e308}], 400, "feat_4"),
     ("unknown endpoint", "/v3/whatever", {}, 404, "no such endpoint"),
 ]
 
@@ -317,3 +330,51 @@ def test_a_version_has_one_role_in_a_deployment(served: Running):
     with pytest.raises(ValidationError, match="one role"):
         served.project.set_deployment("elec2", "elec2:1", canary=2, canary_weight=0.1,
                                       shadow=2)
+
+
+def test_the_request_id_in_the_body_is_echoed_in_the_body(served: Running):
+    """The protocol echoes the request's own id; X-Request-Id, when given, is the id the
+    prediction is logged (and answered in the header) under."""
+    body = {"id": "body-id", "inputs": [{"name": f, "shape": [1], "datatype": "FP64",
+                                         "data": [0.1]} for f in FEATURES]}
+    with served.client() as http:
+        answer = http.post("/v2/models/elec2/infer", json=body,
+                           headers={"x-request-id": "header-id"})
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["id"], answer.headers["x-request-id"]) == ("body-id",
+                                                                         "header-id")
+        alone = http.post("/v2/models/elec2/infer", json=body)
+        assert alone.json()["id"] == alone.headers["x-request-id"] == "body-id"
+
+
+def test_a_version_that_cannot_load_holds_back_only_its_own_deployment(served: Running):
+    """A corrupt artifact fails its deployment's change (which keeps serving its previous
+    routing, and says so), while every other deployment moves on."""
+    import os
+
+    project = served.project
+    project.set_deployment("other", "elec2:1")
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    with served.client() as http:
+        wait_until(lambda: http.get("/v2/models/other/ready").status_code == 200)
+        broken = project.model_version("elec2:2")
+        for digest in (broken.artifact_sha256, broken.metrics["onnx"]["sha256"]):
+            path = project.artifacts.path_of(digest)
+            os.chmod(path, 0o644)
+            with open(path, "wb") as handle:
+                handle.write(b"not the model any more")
+        project.set_deployment("other", "elec2:2")  # cannot load
+        moved = project.set_deployment("elec2", "elec2:1", max_batch_size=16)  # can
+
+        def status() -> dict:
+            return {d["name"]: d for d in http.get("/admin/status",
+                                                   headers=headers).json()["deployments"]}
+        wait_until(lambda: status()["elec2"]["revision"] == moved.revision)
+        other = status()["other"]
+        assert other["stable"] == 1 and "IntegrityError" in other["error"]
+        assert status()["elec2"]["error"] is None
+        ready = http.get("/v2/models/other/ready")
+        assert ready.status_code == 503 and "IntegrityError" in ready.json()["error"]
+        assert http.get("/v2/models/elec2/ready").status_code == 200
+        answer = http.post("/v1/predict/other", json=_records(served, slice(0, 1)))
+        assert answer.status_code == 200 and answer.json()["version"] == 1

@@ -34,3 +34,24 @@ def test_two_workers_share_the_load_and_the_metrics(trained_project: Path, tmp_p
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_each_server_counts_in_its_own_metrics_folder_and_dead_ones_are_swept(
+        tmp_path: Path):
+    """Two `tidal serve --workers N` of one project must not wipe or mix each other's
+    counts: each has a folder of its own; folders of servers that are gone are removed."""
+    import subprocess
+
+    from tidal.cli_serve import _metrics_folder
+
+    parent = tmp_path / "metrics"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = os.getppid()  # another server of this project, still running
+    for pid in (gone.pid, alive):
+        (parent / str(pid)).mkdir(parents=True)
+        (parent / str(pid) / "counter_1.db").write_bytes(b"counts")
+    mine = _metrics_folder(parent)
+    assert mine == parent / str(os.getpid()) and not any(mine.iterdir())
+    assert sorted(p.name for p in parent.iterdir()) == sorted([str(alive), str(os.getpid())])
+    assert (parent / str(alive) / "counter_1.db").read_bytes() == b"counts"

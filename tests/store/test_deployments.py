@@ -355,3 +355,75 @@ def test_upgrading_a_store_from_0002_adds_deployments(project, tmp_path, clock):
         assert newer.model_version("elec2@champion").version == 2
     finally:
         newer.close()
+
+
+# -- decisions taken on a deployment read earlier, and versions that may not serve -----------
+
+def test_a_vetoed_version_gets_no_traffic_unless_forced(project):
+    from tidal.control.rollout import Rollouts
+    from tidal.core.errors import ConflictError
+
+    models(project, challenger=None)
+    project.set_deployment("elec2", "elec2:1")
+    project.set_status("elec2", 3, "vetoed", reason="gate failed")
+    with pytest.raises(ConflictError, match="elec2:3 is vetoed; rolling it out needs force"):
+        Rollouts(project).start("elec2", project.model_version("elec2:3"),
+                                strategy="blue_green")
+    with pytest.raises(ConflictError, match="elec2:3 is vetoed; deploying it needs force"):
+        project.set_deployment("elec2", "elec2:1", canary=3, canary_weight=0.5)
+    with pytest.raises(ConflictError, match="vetoed"):
+        project.set_deployment("fresh", "elec2:3")
+    assert project.get_deployment("elec2").stable_version == 1
+    # a person who insists can; a version vetoed after it was deployed keeps its place
+    project.set_deployment("elec2", "elec2:1", canary=3, canary_weight=0.5, force=True)
+    project.set_status("elec2", 1, "vetoed")
+    assert project.set_deployment("elec2", "elec2:1", canary=3, canary_weight=0.2) \
+        .canary_weight == 0.2
+    rollout = Rollouts(project).start("elec2", project.model_version("elec2:2"),
+                                      strategy="blue_green")
+    assert rollout.status == "promoted"
+
+
+def test_a_rollout_started_on_a_stale_read_is_refused(project):
+    """The deployment changed between the read a rollout's traffic was derived from and
+    its start: the start is refused instead of silently undoing the change."""
+    from tidal.control.rollout import Rollouts
+    from tidal.core.errors import ConflictError
+
+    models(project, versions=4, champion=None, challenger=None)
+    project.set_deployment("elec2", "elec2:1")
+    project.set_deployment("elec2", "elec2:2")
+    rollouts = Rollouts(project)
+    read = project.get_deployment
+    stale = read("elec2")
+    project.get_deployment = lambda name: stale  # what start saw, before the change below
+    project.set_deployment("elec2", "elec2:3", reason="hotfix")
+    with pytest.raises(ConflictError, match="changed while this was decided"):
+        rollouts.start("elec2", project.model_version("elec2:4"), strategy="canary")
+    with pytest.raises(ConflictError, match="changed while this was decided"):
+        rollouts.rollback("elec2")
+    del project.get_deployment
+    assert read("elec2").stable_version == 3
+    assert project.rollouts.active("elec2") is None
+    assert rollouts.start("elec2", project.model_version("elec2:4"),
+                          strategy="canary").baseline_version == 3
+
+
+def test_json_columns_store_infinities_and_nan_on_every_backend(project):
+    """PostgreSQL refuses NaN and infinities in JSON; a rollout analysis with an infinite
+    distance (a candidate answering NaN) must still be stored, and its rollback with it."""
+    from tidal.control.rollout import Rollouts
+
+    models(project, champion=None, challenger=None)
+    project.set_deployment("elec2", "elec2:1")
+    rollout = Rollouts(project).start("elec2", project.model_version("elec2:2"),
+                                      strategy="canary")
+    analysis = {"verdict": "fail", "distance": math.inf, "spread": [-math.inf, math.nan, 1.5]}
+    finished = project.rollouts.transition(
+        rollout.id, expect=("running",), changes={"status": "rolled_back",
+                                                  "last_analysis": analysis},
+        settings=None, kind="rollout.rolled_back", now=project.clock.now(), actor="t",
+        reason="analysis failed", payload={"analysis": analysis})
+    assert finished.status == "rolled_back"
+    stored = project.rollouts.get(rollout.id).last_analysis
+    assert stored == {"verdict": "fail", "distance": "inf", "spread": ["-inf", "nan", 1.5]}

@@ -44,3 +44,17 @@ def test_items_are_checked_at_the_boundary():
             check_item(bad, deployment="d")
     with pytest.raises(ValidationError, match="deployment"):
         check_item({"request_id": "r", "label": 1})
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    ({"request_id": "r1", "label": "spam\u0000"}, "NUL"),
+    ({"request_id": "r1", "label": 1, "deployment": "d" * 65}, "'deployment'"),
+    ({"request_id": "r1", "label": 1, "deployment": "d\u0000"}, "'deployment'"),
+])
+def test_text_a_backend_cannot_hold_is_refused_on_every_backend(project, item, message):
+    """PostgreSQL refuses NUL characters and over-long names (SQLite keeps them): the
+    check refuses them first, the same on both, as a 400 over HTTP."""
+    with pytest.raises(ValidationError, match=message):
+        project.feedback.add([check_item(item, deployment="d")], source="api", actor="t",
+                             now=1.0)
+

@@ -175,3 +175,34 @@ def test_deep_nesting_is_a_syntax_error_not_a_crash(project):
         project.search_runs("(" * 2000 + "status = 'x'" + ")" * 2000)
     with pytest.raises(FilterSyntaxError, match="nests deeper"):
         project.search_runs("not " * 2000 + "status = 'x'")
+
+
+def test_ilike_folds_case_beyond_ascii_on_every_backend(project):
+    with project.start_run("search", name="Äpfel-run", tags={"city": "Zürich"}):
+        pass
+    assert [r.name for r in project.search_runs(filter="name ilike 'äpfel%'")] == ["Äpfel-run"]
+    assert len(project.search_runs(filter="tags.city ilike '%ZÜRICH%'")) == 1
+    assert project.search_runs(filter="name like 'äpfel%'") == []  # like stays exact
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("name like 'abc\\\\'", "cannot end with the escape character"),
+    ("name ilike '%\\\\'", "cannot end with the escape character"),
+    ("params.x in (" + ",".join(map(str, range(1001))) + ")", "at most 1,000 values"),
+])
+def test_filters_the_database_would_choke_on_are_refused_clearly(project, runs, text,
+                                                                  message):
+    with pytest.raises(FilterSyntaxError, match=message):
+        project.search_runs(filter=text)
+
+
+def test_a_trailing_escaped_backslash_is_a_valid_pattern(project):
+    with project.start_run("search", name="dir\\"):
+        pass
+    assert [r.name for r in project.search_runs(filter="name like 'dir\\\\\\\\'")] == ["dir\\"]
+
+
+@pytest.mark.parametrize("offset", [2**63, -1, True])
+def test_an_offset_out_of_range_is_a_validation_error(project, runs, offset):
+    with pytest.raises(ValidationError, match="offset"):
+        project.search_runs(offset=offset)

@@ -153,3 +153,20 @@ def test_module_level_api_uses_the_active_run(project):
             tidal.log_metrics({"m": 1.0})
     finally:
         tidal.set_project(None)
+
+
+def test_an_experiment_name_with_a_nul_is_refused_on_every_backend(project):
+    with pytest.raises(ValidationError, match="printable"), \
+            project.start_run("exp\u0000eriment"):
+        pass
+
+
+def test_a_value_the_database_refuses_is_a_validation_error_not_a_driver_error(project):
+    """A last line of defence: what slips past the checks and PostgreSQL refuses as data
+    (class 22: too long, NUL, division by zero…) reaches users as a ValidationError."""
+    from sqlalchemy import text
+
+    if project.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes these values")
+    with pytest.raises(ValidationError, match="the metadata store refused a value"):
+        project.db.transact(lambda session: session.execute(text("SELECT 1 / 0")))

@@ -145,6 +145,9 @@ def score(project: Project, deployment: str, source: str | Path, output: str | P
         raise ValidationError(f"the canary {versions.canary.ref} has other classes than "
                               f"{versions.stable.ref}: score with the stable version alone "
                               "(--stable-only)")
+    for where in (output, rejects):  # before anything is scored or logged
+        if where is not None and not is_url(where) and Path(where).is_dir():
+            raise ValidationError(f"{where} is a folder; give a file path")
     inputs = list(dict.fromkeys(n for m in models.values() for n in m.input_names))
     reader = open_source(source, query)
     job = job or new_id()

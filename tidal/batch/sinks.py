@@ -26,7 +26,7 @@ from tidal.core.errors import ConflictError, ValidationError
 from tidal.serve.predparts import dictionary_columns
 
 IF_EXISTS = ("fail", "replace", "append")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 
 
 class Sink(Protocol):

@@ -213,7 +213,10 @@ def _dataset(source: Path) -> ds.Dataset:
     if source.is_dir() or source.suffix.lower() == ".parquet":
         return ds.dataset(source, format="parquet")
     if source.suffix.lower() in (".csv", ".gz") and ".csv" in source.name.lower():
-        return ds.dataset(source, format="csv")
+        try:
+            return ds.dataset(source, format="csv")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:  # empty, or no header
+            raise ValidationError(f"{source.name} cannot be read as CSV: {error}") from None
     raise ValidationError(f"{source.name}: give a .csv, a .parquet, a folder of Parquet "
                           "files or a database URL with --query")
 

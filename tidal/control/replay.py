@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from tidal.core.clock import ManualClock
-from tidal.core.errors import TidalError, ValidationError
+from tidal.core.errors import ConflictError, TidalError, ValidationError
 
 DAY = 86_400.0
 DEPLOYMENT = "live"
@@ -130,7 +130,11 @@ def run_replay(spec: ReplaySpec, folder: Path, *,
     import pandas as pd
 
     say = progress or (lambda _: None)
+    _refuse_other_projects(folder)
     frame = _prepared(spec)
+    if len(frame) < 100:
+        raise ValidationError(f"the replay needs at least 100 labelled rows; the data has "
+                              f"{len(frame)}")
     times = frame["_t"].to_numpy()
     train_until = spec.train_until if spec.train_until is not None else \
         float(times[int(len(times) * 0.4)])
@@ -414,6 +418,15 @@ def _timeline(project: Any) -> list[dict[str, Any]]:
 
 # -- helpers ---------------------------------------------------------------------------------
 
+def _refuse_other_projects(folder: Path) -> None:
+    """A replay writes its own tidal.toml: never over a project that is not a replay's."""
+    config = folder / "tidal.toml"
+    if config.is_file() and not config.read_text(errors="replace").startswith(
+            CONFIG.split(":", 1)[0]):
+        raise ConflictError(f"{folder} holds a Tidal project of its own; replay into "
+                            "another folder (--into)")
+
+
 def _prepared(spec: ReplaySpec) -> Any:
     import pandas as pd
 
@@ -425,7 +438,11 @@ def _prepared(spec: ReplaySpec) -> Any:
     if pd.api.types.is_numeric_dtype(column):
         frame["_t"] = column.astype(float)
     else:
-        stamps = pd.to_datetime(column, utc=True)
+        try:
+            stamps = pd.to_datetime(column, utc=True)
+        except (ValueError, TypeError) as error:
+            raise ValidationError(f"the time column {spec.time!r} is neither numbers nor "
+                                  f"dates: {error}") from None
         frame[spec.time] = stamps.dt.tz_localize(None)
         # seconds whatever the resolution (pandas 3 keeps microseconds, 2 nanoseconds)
         frame["_t"] = (stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)

@@ -14,7 +14,8 @@ Strategies (``[rollout] strategy``, or per rollout):
 (:mod:`tidal.control.traffic`), compares the candidate with the stable version over that
 same period (:mod:`tidal.control.analysis`) and then
 
-- on a failed analysis, rolls back at once (the candidate gets no traffic);
+- on a failed analysis, rolls back at once (the candidate gets no traffic), also while
+  the rollout is paused or holding: only moving forward waits for a person;
 - on a passed one at the end of a phase or step, goes to the next (or promotes);
 - while inconclusive, waits; after ``inconclusive_limit`` it *holds* for a person
   (Argo Rollouts pauses an inconclusive analysis the same way).
@@ -35,9 +36,10 @@ from tidal.control.analysis import FAIL, INCONCLUSIVE, PASS, Analysis, analyse
 from tidal.control.traffic import read_traffic
 from tidal.core.config import STRATEGIES, RolloutSection
 from tidal.core.errors import ConflictError, NotFoundError, ValidationError
-from tidal.store.deployments import check_settings, write_settings
+from tidal.store.deployments import check_settings, hold_unchanged, write_settings
 from tidal.store.events import list_events
 from tidal.store.records import DeploymentRecord, VersionRecord
+from tidal.store.registry import refuse_unservable
 from tidal.store.rollouts import RolloutRecord
 
 if TYPE_CHECKING:
@@ -64,9 +66,11 @@ class Rollouts:
     # -- starting ------------------------------------------------------------------------
     def start(self, deployment: str, candidate: VersionRecord, *,
               strategy: str | None = None, plan: RolloutSection | None = None,
-              reason: str | None = None) -> RolloutRecord:
+              reason: str | None = None, force: bool = False) -> RolloutRecord:
         """Begin bringing ``candidate`` to ``deployment``'s traffic (see the module
-        docstring); ``plan`` defaults to ``[rollout]`` of ``tidal.toml``."""
+        docstring); ``plan`` defaults to ``[rollout]`` of ``tidal.toml``. A vetoed or
+        archived version is refused unless ``force`` (as an alias would be)."""
+        refuse_unservable(candidate, force, "rolling it out")
         plan = plan or self.project.settings.rollout
         strategy = strategy or plan.strategy
         if strategy not in STRATEGIES:
@@ -102,6 +106,7 @@ class Rollouts:
                                 shadow=candidate.version)
         return self.project.rollouts.create(  # blue-green: switched, and crowned, at once
             fields, settings, now=now, actor=self.actor, reason=why,
+            read_revision=current.revision,
             also=self._crowning(now) if fields.get("status") == PROMOTED else None)
 
     # -- moving on -----------------------------------------------------------------------
@@ -110,15 +115,18 @@ class Rollouts:
         due (none, a step, a promotion, a rollback, a hold). Returns the rollout as it
         stands afterwards (None: there is none)."""
         rollout = self.project.rollouts.active(deployment)
-        if rollout is None or rollout.status != RUNNING:
+        if rollout is None:
             return rollout
         now = self.project.clock.now()
         analysis = self.analyse(rollout, now)
+        if analysis.verdict == FAIL:  # paused or holding too: a failing candidate's
+            return self._finish(      # traffic never waits for a person
+                rollout, ROLLED_BACK, now, analysis, f"analysis failed: {analysis.reasons()}",
+                expect=(rollout.status,))
+        if rollout.status != RUNNING:
+            return rollout  # moving forward waits for the person who paused or must decide
         plan = RolloutSection.model_validate(rollout.plan)
         elapsed = now - rollout.step_started_at
-        if analysis.verdict == FAIL:
-            return self._finish(rollout, ROLLED_BACK, now, analysis,
-                                f"analysis failed: {analysis.reasons()}")
         if rollout.phase == SHADOW_PHASE:
             done = analysis.candidate_requests >= plan.shadow_requests or \
                 elapsed >= plan.shadow_time
@@ -295,6 +303,7 @@ class Rollouts:
         registry = self.project.registry
 
         def write(session: Session) -> Any:
+            hold_unchanged(session, deployment, current.revision, "rolling back")
             restored = write_settings(
                 session, deployment, settings, now=now, actor=self.actor,
                 reason=reason or f"rollback from {current.model}:{current.stable_version} "

@@ -2,7 +2,8 @@
 
 Recorded on every run so that "which code produced this model?" has an answer. The
 dirty hash covers ``git diff HEAD`` and the contents of untracked files (a new
-``train.py`` that was never added is still code that ran). If git cannot say, the hash
+``train.py`` that was never added is still code that ran), except the project's own
+state folder (``.tidal``: store, artifacts, prediction log). If git cannot say, the hash
 is ``"unknown"``, never a false "clean". Answers are kept for a few seconds per folder:
 a loop starting a thousand runs asks git once, a notebook edited between runs is seen.
 """
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from .config import STATE_DIR
+
 #: packages whose versions are recorded on every run, when installed
 TRACKED_PACKAGES = (
     "tidal-ml", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy", "xgboost",
@@ -28,6 +31,9 @@ UNKNOWN = "unknown"
 CACHE_SECONDS = 2.0
 #: untracked files larger than this are hashed by name and size only
 MAX_HASHED_FILE = 16 << 20
+#: git pathspecs for what is not code: the project's own state (the store, artifacts and
+#: prediction log), which every run changes; counting it made every run "dirty"
+NOT_CODE = ("--", ".", f":(exclude){STATE_DIR}")
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,9 @@ def _describe(folder: str) -> CodeInfo:
     commit = commit_bytes.decode(errors="replace").strip() if commit_bytes else None
     dirty_hash = None
     if commit is not None:
-        diff = _git(folder, "diff", "HEAD", "--binary")
-        untracked = _git(folder, "ls-files", "-z", "--others", "--exclude-standard")
+        diff = _git(folder, "diff", "HEAD", "--binary", *NOT_CODE)
+        untracked = _git(folder, "ls-files", "-z", "--others", "--exclude-standard",
+                         *NOT_CODE)
         if diff is None or untracked is None:
             dirty_hash = UNKNOWN
         elif diff or untracked:

@@ -17,6 +17,8 @@ class TidalError(Exception):
 class ConfigError(TidalError):
     """The project configuration (tidal.toml or TIDAL_* variables) is invalid."""
 
+    exit_code = 2  # bad input, as the README's table of exit statuses says
+
 
 class ValidationError(TidalError, ValueError):
     """A value given by the user is malformed (a key, a name, a metric value...)."""

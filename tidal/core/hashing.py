@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-_SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}\Z")
 CHUNK_SIZE = 1 << 20
 
 

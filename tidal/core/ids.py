@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 
-_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+_ID_PATTERN = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 def new_id(now: float | None = None) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 
 from .errors import ValidationError
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-./: ]{1,250}$")
-MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-./: ]{1,250}\Z")
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}\Z")
+ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}\Z")
 MAX_PARAM_LENGTH = 6000
 #: steps are stored as 64-bit integers
 STEP_LIMIT = 2**63

@@ -56,7 +56,7 @@ from tidal.monitor.quality import (
 from tidal.monitor.reference import Reference, reference_for
 from tidal.monitor.review import alerting_slice_rows, pick
 from tidal.monitor.sinks import LogSink, WebhookSink
-from tidal.serve.compaction import compact
+from tidal.serve.compaction import compact, concat_parts
 from tidal.serve.router import SHADOW_ROUTES
 from tidal.store.monitoring import CheckPoint, NewWindow, StateChange, WindowRecord
 
@@ -432,13 +432,14 @@ class HourReader:
                                                  pc.less(times, high)))
                 if table.num_rows:
                     found[kind].append(table)
-        stable, shadows = (_concat(tables) if tables else pa.table({}) for tables in found)
+        stable, shadows = (concat_parts(tables) if tables else pa.table({})
+                           for tables in found)
         return stable, shadows
 
     def _read(self, hour: float) -> tuple[pa.Table, pa.Table]:
         if hour == self._hour and self._tables is not None:
             return self._tables
-        table = _concat([pq.read_table(part) for part in self.parts[hour]])
+        table = concat_parts([pq.read_table(part) for part in self.parts[hour]])
         if "route" in table.column_names:
             is_shadow = pc.fill_null(pc.is_in(table.column("route"),
                                                  pa.array(SHADOW_ROUTES)), False)
@@ -456,36 +457,6 @@ def _split_failures(table: pa.Table) -> tuple[pa.Table, pa.Table]:
         return table, table.slice(0, 0)
     failed = pc.greater_equal(pc.fill_null(table.column("status"), 200), 400)
     return table.filter(pc.invert(failed)), table.filter(failed)
-
-
-def _concat(tables: list[pa.Table]) -> pa.Table:
-    """One table from parts whose columns may differ; a column stored with types that do
-    not unify (a new model version's signature, JSON text in one part) becomes text."""
-    if len(tables) == 1:
-        return tables[0]
-    try:
-        return pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        types: dict[str, set[pa.DataType]] = {}
-        for table in tables:
-            for field_ in table.schema:
-                types.setdefault(field_.name, set()).add(field_.type)
-        clashing = {name for name, kinds in types.items()
-                    if len({k for k in kinds if not pa.types.is_null(k)}) > 1}
-        return pa.concat_tables([_as_text(t, clashing) for t in tables],
-                                promote_options="permissive")
-
-
-def _as_text(table: pa.Table, names: set[str]) -> pa.Table:
-    for name in names & set(table.column_names):
-        column = table.column(name)
-        try:
-            text = column.cast(pa.string())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # lists and the like
-            text = pa.array([None if v is None else str(v) for v in column.to_pylist()],
-                            pa.string())
-        table = table.set_column(table.column_names.index(name), name, text)
-    return table
 
 
 def _monitored_frame(table: pa.Table, features: list[str]) -> pa.Table:

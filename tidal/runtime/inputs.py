@@ -45,6 +45,9 @@ from tidal.core.errors import ValidationError
 #: columns up to this many rows are checked by the Python loop directly
 _LOOP_ROWS = 32
 _INT64_MAX = 2**63 - 1
+#: the largest magnitude a float input may have: float32's, which scikit-learn's trees
+#: and ONNX Runtime's tree ensembles cast inputs to (beyond it they fail or answer NaN)
+FLOAT_LIMIT = float(np.finfo(np.float32).max)
 
 #: signature datatype → how its values are checked ("f"loat, "i"nt, "u"nsigned, "b"ool,
 #: "s"tring)
@@ -277,10 +280,9 @@ def _vector_list(spec: _Input, values: list[Any]) -> np.ndarray | None:
 
 
 def _finite_floats(spec: _Input, array: np.ndarray) -> np.ndarray | None:
-    finite = np.isfinite(array)
-    if finite.all():
-        return array
-    if not spec.nullable or np.isinf(array).any():
+    if not np.isfinite(array).all() and (not spec.nullable or np.isinf(array).any()):
+        return None
+    if (np.abs(array) > FLOAT_LIMIT).any():  # NaN compares false: a missing value
         return None
     return array
 
@@ -317,16 +319,10 @@ def _not_finite(spec: _Input, value: Any, row: int) -> InputError:
                       "finite", field=spec.name)
 
 
-def _too_large(spec: _Input, values: list[Any]) -> InputError:
-    """The error for the first value too large for a float64."""
-    row = 0
-    for row, value in enumerate(values):  # noqa: B007 - the row is the result
-        try:
-            float(value)
-        except OverflowError:
-            break
-    return InputError(f"input {spec.name!r}: {_show(values[row])} at row {row} is too large "
-                      "for a 64-bit float", field=spec.name)
+def _beyond_float32(spec: _Input, value: Any, row: int) -> InputError:
+    return InputError(f"input {spec.name!r}: {_show(value)} at row {row} is beyond "
+                      f"±{FLOAT_LIMIT:.4g}, the range of the 32-bit floats that tree models "
+                      "and ONNX Runtime compute in", field=spec.name)
 
 
 def _loop_floats(spec: _Input, values: Any) -> np.ndarray:
@@ -347,11 +343,10 @@ def _loop_floats(spec: _Input, values: Any) -> np.ndarray:
             _missing(spec, value, row)
         elif value in (math.inf, -math.inf):
             raise _not_finite(spec, value, row)
+        elif value > FLOAT_LIMIT or value < -FLOAT_LIMIT:
+            raise _beyond_float32(spec, value, row)
         append(value)
-    try:
-        return np.array(out, dtype=np.float64)
-    except OverflowError:
-        raise _too_large(spec, out) from None
+    return np.array(out, dtype=np.float64)
 
 
 def _loop_ints(spec: _Input, values: Any) -> np.ndarray:

@@ -35,6 +35,7 @@ from tidal.store.review import answer_with_feedback
 
 SERVER_VERSION = "0.1.0"
 JSON = "application/json"
+REVIEW_BODY_LIMIT = 64 * 1024
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -85,7 +86,7 @@ class ServingApp:
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared is not None and _whole_number(declared) and int(declared) > self.limit:
             raise inference.BodyTooLarge(f"the body is {int(declared):,} bytes; the limit "
                                          f"is {self.limit:,}")
         message = await receive()
@@ -168,7 +169,12 @@ async def model_ready(request: Request) -> Response:
         if "version" in request.path_params:
             server.choose(deployment, None, request.path_params["version"])
     except NotFoundError as exc:
-        return _error(404, str(exc))
+        failure = server.replica.failures.get(request.path_params["name"])
+        return _error(503 if failure else 404, failure or str(exc))
+    failure = server.replica.failures.get(deployment.name)
+    if failure is not None:  # it answers, but with settings older than the store's
+        return _json({"name": deployment.name, "ready": False,
+                      "error": f"its latest settings could not be loaded: {failure}"}, 503)
     return _json({"name": deployment.name, "ready": True})
 
 
@@ -176,14 +182,9 @@ async def v1_feedback(request: Request) -> Response:
     """Labels for earlier predictions: one object, a list, or {"deployment", "labels"}."""
     server = _server(request)
     server.check_feedback(request.headers.get("authorization"))
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > server.config.max_body_bytes:
-        return _error(413, f"the body is {int(declared):,} bytes; the limit is "
-                           f"{server.config.max_body_bytes:,}")
-    body = await request.body()
-    if len(body) > server.config.max_body_bytes:
-        return _error(413, f"the body is over the limit of {server.config.max_body_bytes:,} "
-                           "bytes")
+    body = await _bounded_body(request, server.config.max_body_bytes)
+    if isinstance(body, Response):
+        return body
     try:
         items = feedback_items(orjson.loads(body), list(server.replica.deployments))
     except orjson.JSONDecodeError as exc:
@@ -267,7 +268,7 @@ async def review_answer(request: Request) -> Response:
     if isinstance(body, Response):
         return body
     text = request.path_params["item"]
-    if not text.isdigit():
+    if not _whole_number(text):
         return _error(404, f"no review item {text!r}")
     item_id = int(text)
     try:
@@ -305,9 +306,9 @@ async def review_agreement(request: Request) -> Response:
 
 
 async def _small_json(request: Request) -> dict[str, Any] | Response:
-    body = await request.body()
-    if len(body) > 64 * 1024:
-        return _error(413, "a review request is at most 64 KiB")
+    body = await _bounded_body(request, REVIEW_BODY_LIMIT)
+    if isinstance(body, Response):
+        return body
     try:
         document = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError as exc:
@@ -315,6 +316,26 @@ async def _small_json(request: Request) -> dict[str, Any] | Response:
     if not isinstance(document, dict):
         return _error(400, "send a JSON object")
     return document
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | Response:
+    """The body, read up to ``limit`` bytes (a 413 past it): a chunked body says no
+    length up front, so it is counted as it arrives rather than read whole first."""
+    declared = request.headers.get("content-length", "")
+    if _whole_number(declared) and int(declared) > limit:
+        return _error(413, f"the body is {int(declared):,} bytes; the limit is {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return _error(413, f"the body is over the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _whole_number(text: str) -> bool:
+    """ASCII digits that fit a 64-bit integer ("²" is a digit to str.isdigit)."""
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
 
 
 async def answered_by_the_dispatcher(request: Request) -> Response:
@@ -357,12 +378,15 @@ def _status(server: Server) -> dict[str, Any]:
     return {
         "revision": replica.revision, "ready": replica.ready, "error": replica.last_error,
         "deployments": [{
-            "name": d.name, "model": d.model, "stable": d.stable.model.version,
+            "name": d.name, "model": d.model, "revision": d.revision,
+            "stable": d.stable.model.version,
             "canary": d.canary.model.version if d.canary else None,
             "canary_weight": d.canary_weight,
             "shadow": d.shadow.model.version if d.shadow else None,
             "runtimes": {str(v): s.model.runtime for v, s in d.by_version.items()},
+            "error": replica.failures.get(d.name),
         } for d in replica.deployments.values()],
+        "failed_deployments": dict(replica.failures),
         "prediction_log": server.log.stats,
     }
 

@@ -12,9 +12,11 @@ version and one task that drains it:
 - with ``max_wait_ms > 0`` a batch that is not full waits up to that long for more rows.
 
 A request larger than ``max_batch_size`` runs alone. Outputs are split back per request by
-row offsets. Predict runs on the event loop's thread: for the small models this serves a
-thread hop costs more than it saves, and the loop would only be parsing more requests
-that then wait for the model anyway. (How the defaults were chosen: benchmarks/README.md.)
+row offsets. When a batch's call fails, each of its requests runs again alone, so a
+request whose values the model refuses fails alone, not with its neighbours. Predict
+runs on the event loop's thread: for the small models this serves a thread hop costs
+more than it saves, and the loop would only be parsing more requests that then wait for
+the model anyway. (How the defaults were chosen: benchmarks/README.md.)
 """
 
 from __future__ import annotations
@@ -136,10 +138,13 @@ class Batcher:
             for name in live[0].columns}
         try:
             outputs = self.predict(columns)
-        except Exception as exc:  # noqa: BLE001 - every waiter gets the model's error
-            for item in live:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - the waiters get the model's error
+            if len(live) > 1:  # one request's rows may be at fault: never its neighbours'
+                for item in live:
+                    self._run([item])
+                return
+            if not live[0].future.done():
+                live[0].future.set_exception(exc)
             return
         if self.on_batch is not None:
             self.on_batch(sum(item.rows for item in live))

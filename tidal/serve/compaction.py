@@ -417,7 +417,7 @@ def read_predictions(into: str | Path, deployment: str | None = None, *,
                 tables.append(table)
     if not tables:
         return pa.table({})
-    table = pa.concat_tables(tables, promote_options="permissive")
+    table = concat_parts(tables)
     if filtered:
         times = table.column("event_time").cast(pa.int64()).to_numpy(zero_copy_only=False)
         keep = (times >= (-2**62 if start is None else round(start * 1e6))) & \
@@ -425,6 +425,36 @@ def read_predictions(into: str | Path, deployment: str | None = None, *,
         table = table.filter(pa.array(keep))
         if reading is not columns:
             table = table.drop_columns(["event_time"])
+    return table
+
+
+def concat_parts(tables: list[pa.Table]) -> pa.Table:
+    """One table from parts whose columns may differ; a column stored with types that do
+    not unify (a new model version's signature, JSON text in one part) becomes text."""
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        types: dict[str, set[pa.DataType]] = {}
+        for table in tables:
+            for field_ in table.schema:
+                types.setdefault(field_.name, set()).add(field_.type)
+        clashing = {name for name, kinds in types.items()
+                    if len({k for k in kinds if not pa.types.is_null(k)}) > 1}
+        return pa.concat_tables([_columns_as_text(t, clashing) for t in tables],
+                                promote_options="permissive")
+
+
+def _columns_as_text(table: pa.Table, names: set[str]) -> pa.Table:
+    for name in names & set(table.column_names):
+        column = table.column(name)
+        try:
+            text = column.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # lists and the like
+            text = pa.array([None if v is None else str(v) for v in column.to_pylist()],
+                            pa.string())
+        table = table.set_column(table.column_names.index(name), name, text)
     return table
 
 

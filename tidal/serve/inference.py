@@ -64,8 +64,9 @@ async def v2_infer(server: Server, name: str, version: str | None, headers: dict
                                        request_id=request_id, event_time=event_time,
                                        received=received, began=began,
                                        key=checked_key(key))
-        content, extra = protocol.encode_response(
-            model_name=name, model_version=served.version_label, request_id=request_id,
+        content, extra = protocol.encode_response(  # the body's id is echoed as given
+            model_name=name, model_version=served.version_label,
+            request_id=parsed.id if parsed.id is not None else request_id,
             outputs=outputs, wanted=parsed.outputs, binary=parsed.binary_outputs)
         answer = (200, content, [
             (b"content-type", b"application/octet-stream" if extra else b"application/json"),

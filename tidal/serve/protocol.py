@@ -78,8 +78,10 @@ def parse_request(body: bytes, header_length: str | None,
     tensors = document.get("inputs")
     if not isinstance(tensors, list) or not tensors:
         raise InputError("'inputs' must be a non-empty list of tensors")
-    parameters = document.get("parameters") or {}
-    if not isinstance(parameters, dict):
+    parameters = document.get("parameters")
+    if parameters is None:
+        parameters = {}
+    elif not isinstance(parameters, dict):
         raise InputError("'parameters' must be an object")
     columns: dict[str, Any] = {}
     offset = 0
@@ -189,9 +191,13 @@ def _requested_outputs(document: dict[str, Any],
     if not isinstance(wanted, list) or not all(
             isinstance(o, dict) and isinstance(o.get("name"), str) for o in wanted):
         raise InputError("'outputs' must be a list of objects with a 'name'")
+    names = [o["name"] for o in wanted]
+    if len(set(names)) != len(names):  # each copy would be encoded again: refused
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise InputError(f"output(s) {', '.join(map(repr, twice))} requested more than once")
     binary = {o["name"] for o in wanted
               if _parameters(o, f"output {o['name']!r}").get("binary_data")}
-    return [o["name"] for o in wanted], binary
+    return names, binary
 
 
 def datatype_of(values: np.ndarray) -> str:

@@ -7,14 +7,18 @@ answered), and only then swaps in the new routing table in one assignment. Reque
 flight finish on the versions they started with; a request that arrives after the swap
 sees the new table. So a new stable version, a canary weight or a shadow is picked up
 within about one poll interval plus the load time, and no request fails during the swap.
-A version that fails to load leaves the old table in place and is retried on the next
-poll (the failure is counted in ``tidal_model_loads_total{outcome="failed"}``).
+A version that fails to load (a corrupt artifact, say) holds back only its own
+deployment: that one keeps its previous routing (or stays absent if it is new), reports
+the failure in ``/admin/status`` and its ``/v2/models/{name}/ready`` (503), and is retried
+every ``RETRY_SECONDS``; every other deployment moves on. Failures are counted in
+``tidal_model_loads_total{outcome="failed"}``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +31,9 @@ if TYPE_CHECKING:
     from tidal.serve.metrics import ServerMetrics
 
 log = logging.getLogger("tidal.serve")
+
+#: how often a deployment whose versions failed to load is tried again
+RETRY_SECONDS = 30.0
 
 
 @dataclass
@@ -81,6 +88,9 @@ class Replica:
         self.revision = -1
         self.ready = False
         self.last_error: str | None = None
+        #: deployments whose latest settings could not be loaded: name → the error
+        self.failures: dict[str, str] = {}
+        self._retry_at = 0.0
         self._refresh_lock = asyncio.Lock()
 
     def get(self, name: str) -> Deployment:
@@ -94,18 +104,20 @@ class Replica:
         """Pick up deployment changes; True when the routing table changed."""
         async with self._refresh_lock:
             revision = await asyncio.to_thread(self.project.deployments.latest_revision)
-            if revision == self.revision and not force:
+            retry = bool(self.failures) and time.monotonic() >= self._retry_at
+            if revision == self.revision and not force and not retry:
                 return False
             records = await asyncio.to_thread(self.project.list_deployments)
-            try:
-                table = await asyncio.to_thread(self._build, records)
-            except Exception as exc:  # noqa: BLE001 - keep serving the old table
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error("cannot load deployments at revision %s: %s", revision, exc)
-                return False
+            table, failures = await asyncio.to_thread(self._build, records)
+            for name, error in failures.items():
+                log.error("cannot load deployment %s at revision %s (it keeps its "
+                          "previous routing): %s", name, revision, error)
             old = self.deployments
             self.deployments, self.revision, self.ready = table, revision, True
-            self.last_error = None
+            self.failures = failures
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            self.last_error = "; ".join(f"{name}: {error}" for name, error
+                                        in sorted(failures.items())) or None
             await self._close_unused(old, table)
             return True
 
@@ -121,38 +133,47 @@ class Replica:
 
     # -- building a table (in a worker thread) ---------------------------------------------
 
-    def _build(self, records: list[Any]) -> dict[str, Deployment]:
+    def _build(self, records: list[Any]) -> tuple[dict[str, Deployment], dict[str, str]]:
+        """The new table, and the deployments that failed (they keep their old entry)."""
         table: dict[str, Deployment] = {}
-        current = self.deployments
+        failures: dict[str, str] = {}
         for record in records:
-            previous = current.get(record.name)
-            size = record.max_batch_size or self.default_batch_size
-            wait = record.max_batch_wait_ms
-            wait = self.default_wait_ms if wait is None else wait
+            previous = self.deployments.get(record.name)
+            try:
+                table[record.name] = self._deployment(record, previous)
+            except Exception as exc:  # noqa: BLE001 - one deployment never holds back others
+                failures[record.name] = f"{type(exc).__name__}: {exc}"
+                if previous is not None:
+                    table[record.name] = previous
+        return table, failures
 
-            def served(version: int, role: str, record: Any = record, size: int = size,
-                       wait: float = wait, previous: Deployment | None = previous) -> Served:
-                kept = previous.by_version.get(version) if previous else None
-                if kept is not None and kept.batcher.max_batch_size == size \
-                        and kept.batcher.max_wait_ms == wait:
-                    return Served(kept.model, kept.batcher, role)
-                model = kept.model if kept is not None else \
-                    self._load(record.name, record.model, version)
-                return Served(model, Batcher(model.predict, max_batch_size=size,
-                                             max_wait_ms=wait,
-                                             on_batch=self._on_batch(record.name, version)),
-                              role)
+    def _deployment(self, record: Any, previous: Deployment | None) -> Deployment:
+        """One deployment's routing, reusing the versions (and batchers) it holds."""
+        size = record.max_batch_size or self.default_batch_size
+        wait = record.max_batch_wait_ms
+        wait = self.default_wait_ms if wait is None else wait
 
-            stable = served(record.stable_version, "stable")
-            canary = served(record.canary_version, "canary") \
-                if record.canary_version is not None else None
-            shadow = served(record.shadow_version, "shadow") \
-                if record.shadow_version is not None else None
-            by_version = {s.model.version: s for s in (shadow, canary, stable) if s}
-            table[record.name] = Deployment(record.name, record.model, record.revision,
-                                            stable, canary, record.canary_weight, shadow,
-                                            by_version)
-        return table
+        def served(version: int, role: str, record: Any = record, size: int = size,
+                   wait: float = wait, previous: Deployment | None = previous) -> Served:
+            kept = previous.by_version.get(version) if previous else None
+            if kept is not None and kept.batcher.max_batch_size == size \
+                    and kept.batcher.max_wait_ms == wait:
+                return Served(kept.model, kept.batcher, role)
+            model = kept.model if kept is not None else \
+                self._load(record.name, record.model, version)
+            return Served(model, Batcher(model.predict, max_batch_size=size,
+                                         max_wait_ms=wait,
+                                         on_batch=self._on_batch(record.name, version)),
+                          role)
+
+        stable = served(record.stable_version, "stable")
+        canary = served(record.canary_version, "canary") \
+            if record.canary_version is not None else None
+        shadow = served(record.shadow_version, "shadow") \
+            if record.shadow_version is not None else None
+        by_version = {s.model.version: s for s in (shadow, canary, stable) if s}
+        return Deployment(record.name, record.model, record.revision, stable, canary,
+                          record.canary_weight, shadow, by_version)
 
     def _load(self, deployment: str, model: str, version: int) -> LoadedModel:
         try:

@@ -158,7 +158,9 @@ class Server:
                version: str | None = None) -> Served:
         """The version that answers: the one named in the path, else by the canary split."""
         if version is not None:
-            try:
+            try:  # the protocol's versions are strings: "1" names version 1, "01" none
+                if not (version.isascii() and version.isdigit() and version[0] != "0"):
+                    raise ValueError(version)
                 return deployment.by_version[int(version)]
             except (ValueError, KeyError):
                 served = ", ".join(str(v) for v in sorted(deployment.by_version))

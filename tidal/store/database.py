@@ -11,20 +11,22 @@ serialization failure is retried with backoff; only if that persists does the us
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from tidal.core.errors import StoreError
+from tidal.core.errors import StoreError, ValidationError
 
 T = TypeVar("T")
 
@@ -122,6 +124,12 @@ def store_errors(url: str, retryable: bool = False) -> Iterator[None]:
     except DBAPIError as exc:
         if retryable and is_transient(exc):
             raise _Retry() from exc
+        if "file is not a database" in str(exc.orig):
+            raise StoreError(f"the metadata store at {redact(url)} is not a SQLite "
+                             "database (a damaged or foreign file)") from None
+        if isinstance(exc, DataError):  # a value the database cannot hold (PostgreSQL:
+            reason = str(exc.orig).strip().splitlines()[0]  # NUL in text, too long ...)
+            raise ValidationError(f"the metadata store refused a value: {reason}") from None
         if isinstance(exc, OperationalError):
             if is_transient(exc):
                 message = f"the metadata store at {redact(url)} is busy: {exc.orig}"
@@ -158,6 +166,34 @@ def redact(url: str) -> str:
         return url
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def store_json(value: Any) -> str:
+    """The JSON text of a JSON column, the same on every backend.
+
+    PostgreSQL refuses NaN and infinities in JSON (SQLite takes them), so a rollout's
+    analysis with an infinite distance could not be stored there, and the rollback that
+    analysis called for failed with it. Non-finite numbers are stored as the strings
+    "nan", "inf" and "-inf" instead, as :func:`tidal.store.registry.json_safe` does for
+    metrics."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_json(value), allow_nan=False)
+
+
+def _finite_json(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(item) for item in value]
+    return value
+
+
 def create_store_engine(url: str, *, busy_timeout: float = 30.0, echo: bool = False) -> Engine:
     """An engine tuned for the store: WAL and immediate write locks on SQLite."""
     try:
@@ -171,7 +207,8 @@ def create_store_engine(url: str, *, busy_timeout: float = 30.0, echo: bool = Fa
         if parsed.get_driver_name() in ("psycopg2", "", None) and "+" not in parsed.drivername:
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return create_engine(parsed, echo=echo, pool_pre_ping=True)
+            return create_engine(parsed, echo=echo, pool_pre_ping=True,
+                                 json_serializer=store_json)
         except ModuleNotFoundError:
             raise StoreError(
                 "PostgreSQL needs the psycopg driver: pip install 'tidal-ml[postgres]'"
@@ -183,7 +220,8 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout: float, echo: bo
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, echo=echo, connect_args={"timeout": busy_timeout, "check_same_thread": False}
+        url, echo=echo, connect_args={"timeout": busy_timeout, "check_same_thread": False},
+        json_serializer=store_json,
     )
 
     @event.listens_for(engine, "connect")
@@ -198,6 +236,9 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout: float, echo: bo
         # LIKE is case-sensitive on PostgreSQL; make SQLite agree (ilike is the other)
         cursor.execute("PRAGMA case_sensitive_like = ON")
         cursor.close()
+        # SQLite's lower() folds ASCII letters only; PostgreSQL's folds all of Unicode,
+        # so "ilike 'äpfel%'" found "Äpfel" there and not here
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]

@@ -81,6 +81,9 @@ class DeploymentRepository:
                                 shadow_version=shadow_version, max_batch_size=max_batch_size,
                                 max_batch_wait_ms=max_batch_wait_ms)
         def write(session: Session) -> DeploymentRecord:
+            # the counter first: a rollout starting now either committed before this
+            # lock (and is seen below) or waits for this change (and sees it)
+            lock_revisions(session)
             _refuse_during_rollout(session, name, "changing")
             return write_settings(session, name, wanted, now=now, actor=actor, reason=reason)
 
@@ -91,7 +94,7 @@ class DeploymentRepository:
         check_deployment_name(name)
 
         def write(session: Session) -> None:
-            counter = _lock_counter(session)
+            counter = lock_revisions(session)
             row = session.get(Deployment, name)
             if row is None:
                 raise NotFoundError(f"no deployment named {name!r}")
@@ -192,7 +195,7 @@ def write_settings(session: Session, name: str, wanted: dict[str, Any], *, now: 
     """Write checked settings (:func:`check_settings`) in the caller's transaction, with
     a ``deployment_set`` event (``payload`` adds to its payload): so a rollout's state and
     the traffic it sets commit together. Writing what is there already changes nothing."""
-    counter = _lock_counter(session)
+    counter = lock_revisions(session)
     model, stable = wanted["model"], wanted["stable_version"]
     canary, shadow = wanted["canary_version"], wanted["shadow_version"]
     model_row = session.scalar(select(RegisteredModel).where(RegisteredModel.name == model))
@@ -242,6 +245,20 @@ def check_deployment_name(name: Any) -> str:
     return name
 
 
+def hold_unchanged(session: Session, name: str, revision: int | None,
+                   doing: str = "changing") -> None:
+    """Lock the revision counter for this transaction, then make sure no rollout owns
+    deployment ``name`` and that it is still at ``revision`` (None: must not exist): a
+    decision taken on a deployment read earlier must not overwrite a change made since
+    (ConflictError)."""
+    lock_revisions(session)
+    _refuse_during_rollout(session, name, doing)
+    row = session.get(Deployment, name)
+    if (None if row is None else row.revision) != revision:
+        raise ConflictError(f"deployment {name!r} changed while this was decided; look at "
+                            "it again (tidal deployments show) and retry")
+
+
 def _refuse_during_rollout(session: Session, name: str, doing: str) -> None:
     """A rollout owns its deployment's traffic until it ends: a change by hand would be
     overwritten at its next step (or strand it)."""
@@ -253,7 +270,7 @@ def _refuse_during_rollout(session: Session, name: str, doing: str) -> None:
                             "promote|abort)")
 
 
-def _lock_counter(session: Session) -> DeploymentRevision:
+def lock_revisions(session: Session) -> DeploymentRevision:
     """Lock the revision counter's row for the rest of this transaction and return it."""
     counter = session.scalar(
         select(DeploymentRevision).where(DeploymentRevision.id == _COUNTER_ID).with_for_update())

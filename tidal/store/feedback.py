@@ -33,6 +33,7 @@ SOURCES = ("api", "file", "review")
 MAX_REQUEST_ID = 128
 MAX_KEY = 256
 MAX_LABEL_TEXT = 1_000
+MAX_DEPLOYMENT = 64  # the deployments table's name length
 #: rows within one request are numbered from 0 (a 32-bit column)
 MAX_ROW = 2**31
 
@@ -94,6 +95,7 @@ def check_item(raw: Any, *, deployment: str | None = None, where: str = "") -> F
     name = raw.get("deployment") or deployment
     if not isinstance(name, str) or not name:
         raise ValidationError(f"{at}'deployment' is missing")
+    _text(at, "deployment", name, MAX_DEPLOYMENT)
     label = check_label(raw.get("label"), where=where)
     request_id, key = raw.get("request_id"), raw.get("key")
     if (request_id is None) == (key is None):
@@ -124,6 +126,8 @@ def check_label(label: Any, *, where: str = "") -> Any:
         raise ValidationError(f"{at}'label' must be a number, a text or a boolean")
     if isinstance(label, str) and len(label) > MAX_LABEL_TEXT:
         raise ValidationError(f"{at}'label' is longer than {MAX_LABEL_TEXT} characters")
+    if isinstance(label, str) and "\x00" in label:  # PostgreSQL cannot store it in text
+        raise ValidationError(f"{at}'label' contains a NUL character")
     return label
 
 

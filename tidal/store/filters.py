@@ -46,6 +46,8 @@ ATTRIBUTES: dict[str, str] = {
 }
 COMPARISONS = {"=", "!=", "<", "<=", ">", ">="}
 KEYWORDS = {"and", "or", "not", "in", "like", "ilike", "is", "null", "asc", "desc"}
+#: values in one ``in (...)`` list (PostgreSQL takes at most 65,535 bound parameters)
+MAX_IN_VALUES = 1_000
 
 #: ``prefix.key`` as one token, so keys may hold dots and digit-led parts (layer.1.loss)
 _FIELD = (
@@ -293,6 +295,9 @@ class _Parser:
             value = self.literal()
             if not isinstance(value, str):
                 raise self.fail(f"{word} needs a quoted pattern", self.tokens[self.index - 1])
+            if (len(value) - len(value.rstrip("\\"))) % 2:
+                raise self.fail(f"{word} patterns cannot end with the escape character "
+                                "\\ (write \\\\ for a backslash)", self.tokens[self.index - 1])
             return Comparison(field, word, value)
         if word == "in":
             self.expect_punct("(")
@@ -300,6 +305,9 @@ class _Parser:
             while self.peek().kind == "punct" and self.peek().text == ",":
                 self.next()
                 values.append(self.literal())
+                if len(values) > MAX_IN_VALUES:
+                    raise self.fail(f"an 'in' list holds at most {MAX_IN_VALUES:,} values",
+                                    self.tokens[self.index - 1])
             self.expect_punct(")")
             return Comparison(field, "in", tuple(values))
         if word == "is":

@@ -29,7 +29,7 @@ from .records import EventRecord, ModelRecord, VersionRecord
 STATUSES = ("registered", "blessed", "vetoed", "archived")
 #: statuses an alias may not point at unless forced
 UNSERVABLE = ("vetoed", "archived")
-_REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>\d+|latest)|@(?P<alias>[^:@]+))?$")
+_REF = re.compile(r"^(?P<name>[^:@]+)(?::(?P<version>\d+|latest)|@(?P<alias>[^:@]+))?\Z")
 
 
 class RegistryRepository:
@@ -307,6 +307,14 @@ class RegistryRepository:
             description=row.description, actor=row.actor, created_at=row.created_at,
             aliases=aliases,
         )
+
+
+def refuse_unservable(version: VersionRecord, force: bool, doing: str = "serving it") -> None:
+    """A vetoed version (its validation gate failed) or an archived one gets traffic only
+    when asked with ``force``, as an alias needs force to point at it (ConflictError)."""
+    if version.status in UNSERVABLE and not force:
+        raise ConflictError(f"{version.ref} is {version.status}; {doing} needs force "
+                            "(--force on the command line)")
 
 
 def json_safe(value: Any, what: str) -> Any:

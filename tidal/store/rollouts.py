@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from tidal.core.errors import ConflictError, NotFoundError
 
 from .database import Database
-from .deployments import write_settings
+from .deployments import hold_unchanged, lock_revisions, write_settings
 from .events import record_event
 from .models import Rollout
 
@@ -68,16 +68,20 @@ class RolloutRepository:
         self.db = db
 
     def create(self, fields: Mapping[str, Any], settings: dict[str, Any], *, now: float,
-               actor: str | None, reason: str | None,
+               actor: str | None, reason: str | None, read_revision: int,
                also: Callable[[Session, RolloutRecord], None] | None = None) -> RolloutRecord:
         """Store a new rollout (status ``running`` unless ``fields`` say otherwise) and
         set the traffic of its first state, with a ``rollout.started`` event; ``also``
-        writes what must commit with it (a blue-green switch's ``@champion``)."""
+        writes what must commit with it (a blue-green switch's ``@champion``).
+        ``read_revision``: the deployment's revision when ``settings`` were derived from
+        it; if it moved since, they are stale (ConflictError), not written over it."""
         def write(session: Session) -> RolloutRecord:
             deployment = fields["deployment"]
+            lock_revisions(session)  # before the checks: see DeploymentRepository.set
             if _active(session, deployment) is not None:
                 raise ConflictError(f"deployment {deployment!r} has a rollout in progress; "
                                     "finish it first (tidal rollout promote|abort)")
+            hold_unchanged(session, deployment, read_revision, "rolling out to")
             row = Rollout(**{"status": "running", **fields}, created_at=now,
                           updated_at=now, actor=actor, reason=reason)
             session.add(row)

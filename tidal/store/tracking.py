@@ -36,6 +36,7 @@ from .summary import Summary
 from .upsert import insert_rows, upsert
 
 MAX_SEARCH_RESULTS = 50_000
+MAX_OFFSET = 10**12  # far past any store, and within every backend's 64-bit integers
 
 
 class PendingMetric(NamedTuple):
@@ -55,8 +56,10 @@ class TrackingRepository:
 
     # -- experiments ---------------------------------------------------------------
     def get_or_create_experiment(self, name: str, now: float) -> ExperimentRecord:
-        if not isinstance(name, str) or not name.strip() or len(name) > 256:
-            raise ValidationError(f"invalid experiment name {name!r}: 1-256 characters")
+        if not isinstance(name, str) or not name.strip() or len(name) > 256 \
+                or not name.isprintable():
+            raise ValidationError(f"invalid experiment name {name!r}: 1-256 printable "
+                                  "characters")
         found = self._experiments.get(name) or self._find_experiment(name)
         if found is not None:
             self._experiments[name] = found
@@ -243,8 +246,9 @@ class TrackingRepository:
         """Runs matching ``filter`` (see :mod:`tidal.store.filters`), best first."""
         if not 1 <= max_results <= MAX_SEARCH_RESULTS:
             raise ValidationError(f"max_results must be between 1 and {MAX_SEARCH_RESULTS}")
-        if offset < 0:
-            raise ValidationError("offset must not be negative")
+        if isinstance(offset, bool) or not isinstance(offset, int) \
+                or not 0 <= offset <= MAX_OFFSET:
+            raise ValidationError(f"offset must be a whole number from 0 to {MAX_OFFSET:,}")
         query = search_statement(
             filter, tuple(order_by or ()), None if experiments is None else tuple(experiments),
             max_results, offset,

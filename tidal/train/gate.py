@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from tidal.core.errors import ValidationError
+
 
 class SliceRule(TypedDict, total=False):
     """Rule for an important slice (every value of it, or one ``"slice=value"``).
@@ -87,9 +89,11 @@ def _regression(candidate: float, reference: float, higher_is_better: bool) -> f
 
 def _value(metrics: Mapping[str, Any], metric: str, who: str) -> float:
     if metric not in metrics:
-        raise ValueError(
-            f"the {who} metrics have no {metric!r} (they have: {', '.join(sorted(metrics))})"
-        )
+        hint = " (did the target or the task change? a new task needs a new model name)" \
+            if who == "champion" else ""
+        raise ValidationError(
+            f"the {who} metrics have no {metric!r} (they have: "
+            f"{', '.join(sorted(metrics))}){hint}")
     return float(metrics[metric])
 
 

@@ -24,10 +24,13 @@ def print_summary(console: Console, summary: dict[str, Any],
                   slices: list[dict[str, Any]] | None = None) -> None:
     """Print a run summary (the dict ``run_standard`` returns) and, given the chosen
     model's slice table, the slices that need attention."""
+    from rich.text import Text
+
     colour = "green" if summary["status"] == "blessed" else "red"
-    console.print(f"[{colour}]{summary['model']} {summary['status']}[/]: {summary['chosen']} "
-                  f"{summary['metric']} {_number(summary['score'])} (trivial baseline "
-                  f"{_number(summary['baseline'])})", highlight=False)
+    console.print(Text.assemble(  # user text (the model's name) is never read as markup
+        (f"{summary['model']} {summary['status']}", colour),
+        f": {summary['chosen']} {summary['metric']} {_number(summary['score'])} (trivial "
+        f"baseline {_number(summary['baseline'])})"), highlight=False)
     table = Table(title=f"candidates on the test rows ({summary['metric']})",
                   title_justify="left")
     table.add_column("candidate")
