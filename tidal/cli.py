@@ -708,8 +708,12 @@ def _best(value: float | None, values: list[float | None]) -> str | Text:
 
 
 def _metrics_summary(metrics: dict[str, Any] | None) -> str:
-    return ", ".join(f"{k}={display.number(v)}" for k, v in sorted((metrics or {}).items())
-                     if isinstance(v, int | float))
+    """Numeric metrics as ``k=v``; a pipeline's model keeps them under ``overall``."""
+    metrics = metrics or {}
+    overall = metrics.get("overall")
+    shown = overall if isinstance(overall, dict) else metrics
+    return ", ".join(f"{k}={display.number(v)}" for k, v in sorted(shown.items())
+                     if isinstance(v, int | float) and not isinstance(v, bool))
 
 
 def _event_summary(kind: str, payload: dict[str, Any]) -> str:

@@ -275,6 +275,8 @@ def _pairs(items: list[str] | None, option: str, convert: Any) -> dict[str, Any]
             pairs[name] = convert(value)
         except ValueError:
             raise ValidationError(f"{option} {item!r}: {value!r} is not a valid value") from None
-        if isinstance(pairs[name], float) and not math.isfinite(pairs[name]):
-            raise ValidationError(f"{option} {item!r}: the value must be a finite number")
+        if isinstance(pairs[name], float) and not (math.isfinite(pairs[name])
+                                                   and pairs[name] > 0):
+            raise ValidationError(f"{option} {item!r}: the value must be a finite number "
+                                  "above 0 (a p-value or a distance)")
     return pairs

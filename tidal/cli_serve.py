@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from tidal import display
-from tidal.cli_options import ProjectOption, command_group
+from tidal.cli_options import ProjectOption, command_group, open_project
 from tidal.core.errors import NotFoundError, TidalError, ValidationError
 
 DURABILITY = ("acknowledged", "async")
@@ -39,11 +39,9 @@ def serve(
     except ImportError:
         raise TidalError("the server needs the serve extra: pip install "
                          "'tidal-ml[serve]'") from None
-    from tidal.project import Project
-
     if durability is not None and durability not in DURABILITY:
         raise ValidationError(f"--durability must be one of {', '.join(DURABILITY)}")
-    handle = Project(project)
+    handle = open_project(project)  # a typo'd folder is refused, not served empty
     config = handle.settings.serve
     port = config.port if port is None else port
     host = host or config.host

@@ -132,10 +132,11 @@ def test_user_text_is_printed_literally_not_as_markup(tmp_path: Path):
 
 
 def test_read_commands_do_not_create_a_store_where_there_is_none(tmp_path: Path):
-    result = tidal(tmp_path / "typo", "runs", "list", check=False)
-    assert result.returncode == 3
-    assert "no Tidal store" in result.stderr and "tidal init" in result.stderr
-    assert not (tmp_path / "typo" / ".tidal").exists()
+    for command in (["runs", "list"], ["serve", "--port", "1"]):  # never served empty
+        result = tidal(tmp_path / "typo", *command, check=False)
+        assert result.returncode == 3
+        assert "no Tidal store" in result.stderr and "tidal init" in result.stderr
+        assert not (tmp_path / "typo" / ".tidal").exists()
 
 
 def test_passwords_are_not_printed(tmp_path: Path):
@@ -192,3 +193,11 @@ def test_help_keeps_the_names_of_configuration_sections():
                             capture_output=True, timeout=60, env={**os.environ,
                                                                   "COLUMNS": "200"})
     assert "[serve] port" in result.stdout
+
+
+def test_a_pipeline_models_overall_metrics_are_shown(tmp_path: Path):
+    with Project(tmp_path) as project:
+        project.register_model("elec2", {"w": 1}, metrics={
+            "overall": {"accuracy": 0.8123, "log_loss": 0.41}, "slices": [{"rows": 3}]})
+    shown = tidal(tmp_path, "models", "show", "elec2:1").stdout
+    assert "accuracy=0.8123" in shown and "log_loss=0.41" in shown

@@ -140,7 +140,19 @@ def test_outputs_that_cannot_be_written_and_bad_values_are_one_line_errors(bike:
                  ["drift", "2011.csv", "2012.parquet", "--html", "folder"],
                  ["profile", "2011.csv", "-o", "/proc/no/such.profile"],
                  ["drift", "2011.csv", "2012.parquet", "--threshold", "temp=nan"],
+                 ["drift", "2011.csv", "2012.parquet", "--threshold", "temp=-0.1"],
                  ["drift", "2011.csv", "2012.parquet", "--test", "tmep=ks"]):
         result = tidal(bike, *args)
         assert result.returncode in (1, 2), (args, result.stderr)
         assert result.stderr.startswith("error:") and "Traceback" not in result.stderr
+
+
+def test_options_profiles_cannot_honour_are_refused_not_ignored(bike: Path):
+    for name, data in (("a.profile", "2011.csv"), ("b.profile", "2012.parquet")):
+        assert tidal(bike, "profile", data, "-o", name).returncode == 0
+    for args, message in ((["--column", "temp"], "need data files"),
+                          (["--categorical", "season"], "need data files"),
+                          (["--test", "tmep=ks"], "no column 'tmep'"),
+                          (["--threshold", "tmep=0.2"], "no column 'tmep'")):
+        result = tidal(bike, "drift", "a.profile", "b.profile", *args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)

@@ -122,5 +122,5 @@ def test_a_weight_that_is_not_a_number_is_a_usage_error(registered):
 
 def test_reading_needs_an_existing_store(tmp_path: Path):
     result = tidal(tmp_path / "typo", "deployments", "list", check=False)
-    assert result.returncode == 1 and "no Tidal store" in result.stderr
+    assert result.returncode == 3 and "no Tidal store" in result.stderr
     assert not (tmp_path / "typo" / ".tidal").exists()

@@ -356,5 +356,5 @@ def test_the_command_line_lists_schedules_and_runs_a_window_by_hand(setup, tmp_p
     broken.mkdir()
     (broken / "tidal.toml").write_text(SCHEDULE.replace("0 * * * *", "0 * * *"))
     bad = tidal_cli("schedules", folder=broken)
-    assert bad.returncode == 1 and "has 4 field(s)" in bad.stderr
+    assert bad.returncode == 2 and "has 4 field(s)" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -70,6 +70,18 @@ def test_a_batch_with_anomalies_stops_before_training(elec2_project: Path):
         assert project.list_models() == []
 
 
+def test_a_misspelt_allowed_anomaly_is_refused_before_training(elec2_project: Path):
+    from tidal.core.errors import ConfigError
+
+    config = (elec2_project / "tidal.toml").read_text()
+    (elec2_project / "tidal.toml").write_text(
+        config.replace("[pipeline]", '[pipeline]\nallow_anomalies = ["out_of_rnage"]', 1))
+    with tidal.Project(elec2_project) as project:
+        with pytest.raises(ConfigError, match="'out_of_rnage'.*known: empty_batch"):
+            run_standard(project, executor="inline", progress=False)
+        assert project.list_models() == []
+
+
 def only_linear(project_dir: Path) -> str:
     """Make the linear model the only candidate; returns the new tidal.toml text."""
     config = (project_dir / "tidal.toml").read_text().replace(

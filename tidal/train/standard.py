@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tidal.core.errors import TidalError, ValidationError
+from tidal.core.errors import ConfigError, TidalError, ValidationError
 from tidal.pipeline.graph import Pipeline, node_label
 from tidal.pipeline.keys import File, Location, Stored
 from tidal.pipeline.runner import PipelineResult, run_pipeline
@@ -71,6 +71,16 @@ class Candidate:
     evaluation: dict[str, Any]
 
 
+def _check_allowed_anomalies(kinds: list[str]) -> None:
+    """Before any training: a misspelt kind would otherwise allow nothing, silently."""
+    from tidal.data.validation import ANOMALY_KINDS
+
+    unknown = sorted(set(kinds) - set(ANOMALY_KINDS))
+    if unknown:
+        raise ConfigError(f"[pipeline] allow_anomalies: unknown kind(s) "
+                          f"{', '.join(map(repr, unknown))}; known: {', '.join(ANOMALY_KINDS)}")
+
+
 def run_standard(project: Project, *, executor: str | None = None,
                  progress: bool | None = None, source: str | None = None) -> dict[str, Any]:
     """Run the standard pipeline of ``project`` (on ``source`` instead of ``[pipeline]
@@ -78,6 +88,7 @@ def run_standard(project: Project, *, executor: str | None = None,
     from tidal.train.gate import choose, decide, higher_is_better
 
     config = project.settings.pipeline
+    _check_allowed_anomalies(config.allow_anomalies)
     setup = resolve_setup(project, source=source)
     executor = executor or config.executor
     result = run_pipeline(Pipeline.build(lambda: _define(setup, config), name=setup.name),
