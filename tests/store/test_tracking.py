@@ -161,12 +161,13 @@ def test_an_experiment_name_with_a_nul_is_refused_on_every_backend(project):
         pass
 
 
-def test_a_value_the_database_refuses_is_a_validation_error_not_a_driver_error(project):
+def test_a_value_the_database_refuses_is_a_validation_error_not_a_driver_error(
+        tmp_path, postgres_url):
     """A last line of defence: what slips past the checks and PostgreSQL refuses as data
-    (class 22: too long, NUL, division by zero…) reaches users as a ValidationError."""
+    (class 22: too long, NUL, division by zero…) reaches users as a ValidationError.
+    PostgreSQL only: SQLite takes all of these."""
     from sqlalchemy import text
 
-    if project.db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite takes these values")
-    with pytest.raises(ValidationError, match="the metadata store refused a value"):
-        project.db.transact(lambda session: session.execute(text("SELECT 1 / 0")))
+    with tidal.Project(tmp_path, store_url=postgres_url) as project:
+        with pytest.raises(ValidationError, match="the metadata store refused a value"):
+            project.db.transact(lambda session: session.execute(text("SELECT 1 / 0")))

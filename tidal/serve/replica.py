@@ -153,8 +153,7 @@ class Replica:
         wait = record.max_batch_wait_ms
         wait = self.default_wait_ms if wait is None else wait
 
-        def served(version: int, role: str, record: Any = record, size: int = size,
-                   wait: float = wait, previous: Deployment | None = previous) -> Served:
+        def served(version: int, role: str) -> Served:
             kept = previous.by_version.get(version) if previous else None
             if kept is not None and kept.batcher.max_batch_size == size \
                     and kept.batcher.max_wait_ms == wait:
