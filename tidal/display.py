@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tidal.core.finite import finite_json
+
 console = Console(highlight=False, markup=False)  # messages carry user text: no markup
 errors = Console(stderr=True, highlight=False)
 
@@ -49,17 +51,9 @@ def duration(seconds: float | None) -> str:
 
 def print_json(value: Any) -> None:
     """Write JSON to stdout (NaN and infinities become strings, times stay epoch seconds)."""
-    sys.stdout.write(json.dumps(_clean(value), indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.write(json.dumps(finite_json(value), indent=2, sort_keys=False, default=str) + "\n")
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 def table(

@@ -12,7 +12,6 @@ serialization failure is retried with backoff; only if that persists does the us
 from __future__ import annotations
 
 import json
-import math
 import random
 import threading
 import time
@@ -27,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, OperationalErro
 from sqlalchemy.orm import Session
 
 from tidal.core.errors import StoreError, ValidationError
+from tidal.core.finite import finite_json
 
 T = TypeVar("T")
 
@@ -181,17 +181,7 @@ def store_json(value: Any) -> str:
     try:
         return json.dumps(value, allow_nan=False)
     except ValueError:
-        return json.dumps(_finite_json(value), allow_nan=False)
-
-
-def _finite_json(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _finite_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_json(item) for item in value]
-    return value
+        return json.dumps(finite_json(value), allow_nan=False)
 
 
 def create_store_engine(url: str, *, busy_timeout: float = 30.0, echo: bool = False) -> Engine:
