@@ -82,6 +82,21 @@ def test_a_misspelt_allowed_anomaly_is_refused_before_training(elec2_project: Pa
         assert project.list_models() == []
 
 
+def test_a_changed_target_under_a_champion_is_refused_before_training(elec2_project: Path):
+    from tidal.core.errors import ValidationError
+
+    with tidal.Project(elec2_project) as project:
+        project.register_model("elec2", {"w": 1}, metrics={"overall": {"accuracy": 0.8}})
+        project.set_alias("elec2", "champion", 1)
+    config = (elec2_project / "tidal.toml").read_text()
+    (elec2_project / "tidal.toml").write_text(  # a regression on another column now
+        config.replace('target = "target"', 'target = "feat_2"'))
+    with tidal.Project(elec2_project) as project:
+        with pytest.raises(ValidationError, match="without 'rmse'.*target or the task"):
+            run_standard(project, executor="inline", progress=False)
+        assert project.model_version("elec2:latest").version == 1  # nothing trained
+
+
 def only_linear(project_dir: Path) -> str:
     """Make the linear model the only candidate; returns the new tidal.toml text."""
     config = (project_dir / "tidal.toml").read_text().replace(

@@ -90,6 +90,7 @@ def run_standard(project: Project, *, executor: str | None = None,
     config = project.settings.pipeline
     _check_allowed_anomalies(config.allow_anomalies)
     setup = resolve_setup(project, source=source)
+    _check_comparable_champion(_champion(project, setup.name), setup)
     executor = executor or config.executor
     result = run_pipeline(Pipeline.build(lambda: _define(setup, config), name=setup.name),
                           project=project, executor=executor,
@@ -376,6 +377,18 @@ def _task(column: Any) -> str:
             and column.max - column.min <= 20:
         return "classification"
     return "regression"
+
+
+def _check_comparable_champion(champion: Any, setup: Setup) -> None:
+    """Before any training: a champion measured without this run's metric (the target
+    or the task changed) cannot be compared with, and the gate would fail at the end."""
+    overall = (champion.metrics or {}).get("overall") if champion is not None else None
+    if isinstance(overall, dict) and setup.metric not in overall:
+        raise ValidationError(
+            f"{champion.ref} (@{CHAMPION}) was measured without {setup.metric!r} (it has "
+            f"{', '.join(sorted(overall)) or 'no metrics'}): the target or the task "
+            f"changed. Give the new model its own name ([pipeline] model), or move "
+            f"@{CHAMPION} away from {champion.ref}")
 
 
 def _champion(project: Project, name: str) -> Any:
