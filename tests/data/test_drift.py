@@ -148,6 +148,10 @@ def test_bad_requests_are_clear_errors(tmp_path):
         compare(frame, frame, tests={"x": "kss"})
     with pytest.raises(ValidationError, match="needs numbers"):
         compare(frame, frame, tests={"k": "ks"})
+    # z compares one value's share: a vanished "b" and a new "z" would go unseen
+    three = pd.DataFrame({"k": ["a"] * 100 + ["z"] * 100})
+    with pytest.raises(ValidationError, match="z test compares two values.*has 3"):
+        compare(pd.DataFrame({"k": ["a"] * 100 + ["b"] * 100}), three, tests={"k": "z"})
     with pytest.raises(ValidationError, match="no column 'nope'"):
         compare(frame, frame, columns=["nope"])
     with pytest.raises(ValidationError, match="drift_share"):

@@ -65,6 +65,19 @@ def test_types_roles_and_constraints_from_real_data(bike_2011, bike_schema):
     assert len(bike_schema.column("hr").domain) == 24
 
 
+def test_infinities_are_no_bounds_and_the_schema_still_loads(tmp_path: Path):
+    from tidal.data import validate
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, np.inf, -np.inf] * 10, "y": [np.inf] * 40})
+    schema = infer_schema(frame)
+    x, y = schema.column("x"), schema.column("y")
+    assert (x.min, x.max) == (1.0, 2.0) and (y.min, y.max) == (None, None)
+    save_schema(schema, tmp_path / "s.yaml")
+    assert load_schema(tmp_path / "s.yaml").column("x").max == 2.0
+    found = {(a.kind, a.column): a.count for a in validate(frame, schema).anomalies}
+    assert found == {("out_of_range", "x"): 20}  # the infinities, named, not a crash
+
+
 def test_empty_strings_of_a_csv_count_as_missing():
     """PyArrow reads an empty CSV field of a string column as "" (pandas says NaN)."""
     schema = infer_schema(BIKE)

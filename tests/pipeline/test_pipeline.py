@@ -71,6 +71,18 @@ def test_editing_the_data_file_invalidates_the_steps_that_read_it(folder, projec
     assert edited.executed == ["load", "scale", "total"] and edited.output("total") == 20.0
 
 
+def test_parameters_that_differ_have_different_keys():
+    """A step gets the parameter itself: values that print alike must not share outputs."""
+    from tidal.pipeline.keys import fingerprint
+
+    pairs = [(float("inf"), "inf"), (float("nan"), "nan"), (float("-inf"), "-inf"),
+             ((1, 2), [1, 2]), ({"a": (1,)}, {"a": [1]})]
+    for one, other in pairs:
+        assert fingerprint(one, "p") != fingerprint(other, "p"), (one, other)
+    assert fingerprint((1, [2.5, float("inf")]), "p") == fingerprint((1, [2.5, float("inf")]),
+                                                                     "p")
+
+
 def test_a_change_of_code_changes_the_key():
     def before(x):
         return x + 1

@@ -165,9 +165,10 @@ def test_the_model_pages_show_versions_gate_slices_and_lineage(dashboard):
         assert f"<strong>{step}</strong>" in page
     assert two.artifact_sha256 in page and two.dataset_hash in page
     assert "feat_1" in page  # the signature
-    for missing in ("/models/nope", "/models/elec2/99"):
+    for missing in ("/models/nope", "/models/elec2/99", "/runs/zzz", "/runs/compare?id=zzz",
+                    "/deployments/%00", "/review/elec2/items/99999999999999999999"):
         status, body = server.request("GET", missing)
-        assert status == 404 and b"Traceback" not in body
+        assert status == 404 and b"Traceback" not in body, (missing, status)
 
 
 def _tracked(project: tidal.Project) -> list[str]:

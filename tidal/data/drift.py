@@ -187,6 +187,9 @@ def _measure(name: str, kind: Kind, ref: ColumnSample, cur: ColumnSample,
     if test in ("ks", "wasserstein") and not numeric:
         raise ValidationError(f"column {name!r}: the {test} test needs numbers, and the "
                               "column is categorical")
+    if test == "z" and distinct > 2:  # it compares one value's share: blind to the rest
+        raise ValidationError(f"column {name!r}: the z test compares two values and the "
+                              f"column has {distinct}; use chisquare or jensenshannon")
     binned = numeric and distinct > MANY_VALUES
     if binned:
         edges = sturges_edges(min(ref.values[0], cur.values[0]),

@@ -99,9 +99,12 @@ def infer_column(name: str, column: pa.ChunkedArray, *, role: str | None = None,
     if role in ("id", "timestamp") or len(present) == 0:
         return result
     if type_ in ("integer", "float"):
-        bounds = pc.min_max(present)
-        result.min = json_safe(bounds["min"].as_py())
-        result.max = json_safe(bounds["max"].as_py())
+        if pa.types.is_floating(present.type):  # bounds of the finite values: an
+            present = present.filter(pc.is_finite(present))  # infinity is no bound
+        if len(present):
+            bounds = pc.min_max(present)
+            result.min = json_safe(bounds["min"].as_py())
+            result.max = json_safe(bounds["max"].as_py())
     elif type_ == "string":
         result.domain = string_domain(present)
     return result

@@ -68,16 +68,19 @@ def fingerprint(value: Any, where: str) -> Any:
     """The canonical, JSON-able form of a parameter (ValidationError when it has none)."""
     if value is None or isinstance(value, bool | int | str):
         return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, float):  # tagged: the text "inf" is another parameter
+        return value if math.isfinite(value) else {"__float__": repr(value)}
     if isinstance(value, File):  # by content and name, not by folder (projects move)
         return {"__file__": Path(value.path).name, "sha256": value.sha256()}
     if isinstance(value, Location):
         return "(location)"
     if isinstance(value, Path):
         return {"__path__": str(value)}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list):
         return [fingerprint(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, tuple):  # tagged: a step may tell a tuple from a list
+        return {"__tuple__": [fingerprint(item, f"{where}[{i}]")
+                              for i, item in enumerate(value)]}
     if isinstance(value, dict):
         if not all(isinstance(key, str) for key in value):
             raise ValidationError(f"{where}: dict parameters need text keys")

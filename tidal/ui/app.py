@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from tidal.core.errors import TidalError
+from tidal.core.errors import TidalError, ValidationError
 from tidal.ui import pages
 from tidal.ui.auth import COOKIE, SESSION_SECONDS, Sessions
 from tidal.ui.formats import when
@@ -62,7 +62,10 @@ def create_ui(project: Project) -> Starlette:
         async def endpoint(request: Request) -> Response:
             # the store's reads block: off the event loop, so one slow page (a year of
             # monitoring) does not hold up the others
-            context = await run_in_threadpool(build, project, request)
+            try:
+                context = await run_in_threadpool(build, project, request)
+            except ValidationError as error:  # a malformed id or name in the address
+                context = {"title": "Not found", "status": 404, "message": str(error)}
             return render(request, template, context)
         return endpoint
 

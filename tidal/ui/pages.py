@@ -341,7 +341,7 @@ def review_item(project: Project, request: Request) -> dict[str, Any]:
     """One item: its inputs, the served model's output and the shadow's, and the
     answers to give (a class button each, with keys 1-9; unsure; a note)."""
     name, number = request.path_params["name"], request.path_params["item"]
-    item = project.review.get(number, name)
+    item = project.review.get(number, name) if number < 2**62 else None  # ids are 64-bit
     if item is None:
         return {"title": "Item not found", "status": 404,
                 "message": f"no review item {number} in deployment {name!r}"}
