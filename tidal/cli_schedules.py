@@ -96,20 +96,18 @@ def run(
         raise typer.Exit(SOME_REJECTED)
 
 
-MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z
-
-
 def parse_time(text: str, timezone: str = "UTC") -> float:
     """Epoch seconds from epoch seconds or ISO 8601 (a time without a zone is on the
     clocks of ``timezone``)."""
     from tidal.core.cron import zone
+    from tidal.core.validate import MAX_EPOCH_SECONDS
 
     try:
         seconds = float(text)
     except ValueError:
         pass
     else:
-        if not 0 <= seconds <= MAX_EPOCH:  # NaN too
+        if not 0 <= seconds <= MAX_EPOCH_SECONDS:  # NaN too
             raise ValidationError(f"--window {text!r} is outside the years 1970-9999")
         return seconds
     try:

@@ -58,12 +58,15 @@ def numbers_from_text(signature: dict[str, Any], columns: dict[str, np.ndarray]
     rejected (with the text in the reason).
     """
     numeric = {i["name"] for i in signature.get("inputs", []) if i.get("datatype") in NUMERIC}
-    converted = dict(columns)
-    for name, values in columns.items():
-        if name not in numeric or values.dtype != object:
-            continue
-        import pandas as pd  # only for the rare column that needs it
+    texts = [name for name, values in columns.items()
+             if name in numeric and values.dtype == object]
+    if not texts:
+        return columns
+    import pandas as pd  # only for the rare partition that needs it
 
+    converted = dict(columns)
+    for name in texts:
+        values = columns[name]
         numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=object)
         keep_text = np.array([isinstance(v, str) and v.strip() != "" for v in values]) & \
             pd.isna(numbers)

@@ -20,6 +20,9 @@ MAX_PARAM_LENGTH = 6000
 #: steps are stored as 64-bit integers
 STEP_LIMIT = 2**63
 MAX_TAG_LENGTH = 8000
+#: 9999-12-31T23:59:59Z: the last moment an event time or a window may name (the
+#: prediction log is partitioned by hour, and a year has four digits)
+MAX_EPOCH_SECONDS = 253402300799.0
 
 
 def check_key(kind: str, key: Any) -> str:

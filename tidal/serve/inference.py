@@ -20,6 +20,7 @@ import orjson
 
 from tidal.core.errors import NotFoundError, TidalError
 from tidal.core.ids import new_id
+from tidal.core.validate import MAX_EPOCH_SECONDS
 from tidal.runtime.inputs import InputError, columns_from_records
 from tidal.serve import protocol
 from tidal.serve.metrics import status_class
@@ -33,7 +34,6 @@ Headers = list[tuple[bytes, bytes]]
 JSON_HEADER = (b"content-type", b"application/json")
 MAX_REQUEST_ID = 128
 MAX_KEY = 256
-MAX_EVENT_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
 
 
 class BodyTooLarge(TidalError):
@@ -196,7 +196,7 @@ def event_time_of(value: Any, received: float) -> float:
     if seconds is None:
         raise InputError(f"event time {value!r} is neither epoch seconds nor an ISO 8601 "
                          "time")
-    if not 0 <= seconds <= MAX_EVENT_TIME:
+    if not 0 <= seconds <= MAX_EPOCH_SECONDS:
         raise InputError(f"event time {value!r} is outside the years 1970-9999")
     return seconds
 

@@ -253,6 +253,12 @@ def hold_unchanged(session: Session, name: str, revision: int | None,
     (ConflictError)."""
     lock_revisions(session)
     _refuse_during_rollout(session, name, doing)
+    check_unchanged(session, name, revision)
+
+
+def check_unchanged(session: Session, name: str, revision: int | None) -> None:
+    """ConflictError unless deployment ``name`` is still at ``revision`` (the caller holds
+    the revision counter's lock, so it cannot move before the transaction ends)."""
     row = session.get(Deployment, name)
     if (None if row is None else row.revision) != revision:
         raise ConflictError(f"deployment {name!r} changed while this was decided; look at "

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from tidal.core.errors import ConflictError, NotFoundError
 
 from .database import Database
-from .deployments import hold_unchanged, lock_revisions, write_settings
+from .deployments import check_unchanged, lock_revisions, write_settings
 from .events import record_event
 from .models import Rollout
 
@@ -81,7 +81,7 @@ class RolloutRepository:
             if _active(session, deployment) is not None:
                 raise ConflictError(f"deployment {deployment!r} has a rollout in progress; "
                                     "finish it first (tidal rollout promote|abort)")
-            hold_unchanged(session, deployment, read_revision, "rolling out to")
+            check_unchanged(session, deployment, read_revision)
             row = Rollout(**{"status": "running", **fields}, created_at=now,
                           updated_at=now, actor=actor, reason=reason)
             session.add(row)
